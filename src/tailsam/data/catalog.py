@@ -1,0 +1,73 @@
+"""Named datasets: how to read each one and its normalisation and augmentation defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tailsam.data.augment import Augment
+from tailsam.data.cifar import CIFAR10, CIFAR100, load_cifar
+from tailsam.data.digits import load_digits
+from tailsam.data.images import ImageData
+from tailsam.data.longtail import select_longtail
+from tailsam.registry import Registry
+
+DATASETS = Registry("dataset")
+DATA_ROOT_ENV = "TAILSAM_DATA_ROOT"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """How to read a dataset, and the per-channel statistics and augmentation it trains with."""
+
+    read: Callable[[Path, bool], ImageData]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Augment
+    needs_root: bool = True
+
+
+_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+_CIFAR_STD = (0.2023, 0.1994, 0.2010)
+
+for _spec in (CIFAR10, CIFAR100):
+    DATASETS.register(_spec.name, num_classes=_spec.num_classes)(DatasetInfo(
+        read=lambda root, download, spec=_spec: load_cifar(spec, root, download=download),
+        num_classes=_spec.num_classes, mean=_CIFAR_MEAN, std=_CIFAR_STD, augment=Augment(padding=4, flip=True),
+    ))
+
+# Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the 8x8 analogue of CIFAR's 4.
+# Mean and std are those of the 1,200 balanced training images.
+DATASETS.register("digits", num_classes=10)(DatasetInfo(
+    read=lambda root, download: load_digits(), num_classes=10, mean=(0.3058,), std=(0.3758,),
+    augment=Augment(padding=1, flip=False), needs_root=False,
+))
+
+
+def default_data_root() -> Path:
+    """$TAILSAM_DATA_ROOT if set, else ./data."""
+    return Path(os.environ.get(DATA_ROOT_ENV, "data"))
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    return DATASETS.get(name).builder
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True) -> ImageData:
+    """Read a named dataset from `root` (default: $TAILSAM_DATA_ROOT, else ./data)."""
+    return dataset_info(name).read(Path(root) if root is not None else default_data_root(), download)
+
+
+def describe_split(name: str, *, root: str | os.PathLike | None = None, profile: str = "exp",
+                   ratio: float = 100.0, seed: int = 0, download: bool = True) -> dict:
+    """Class counts and the index hash of a dataset's long-tailed training split (`tailsam data`)."""
+    data = load_dataset(name, root, download=download)
+    split = select_longtail(data.y_train, data.num_classes, profile=profile, ratio=ratio, seed=seed)
+    return {
+        "dataset": name, "profile": profile, "ratio": ratio, "seed": seed,
+        "counts": list(split.counts), "n_train": int(len(split.indices)), "n_test": int(len(data.y_test)),
+        "indices_sha256": split.indices_sha256(),
+    }
