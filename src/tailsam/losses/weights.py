@@ -1,0 +1,50 @@
+"""Per-class weights: class-balanced "effective number" weights and the DRW schedule."""
+
+from __future__ import annotations
+
+import torch
+
+from tailsam.errors import ConfigError
+from tailsam.losses.base import ClassCounts, as_class_counts
+
+WEIGHT_KINDS = ("none", "cb")
+
+
+def class_weights(counts: ClassCounts, kind: str = "cb", beta: float = 0.9999) -> torch.Tensor | None:
+    """Per-class weights [C] (float32) of `kind`: "none" gives None, "cb" class-balanced weights.
+
+    Class-balanced (Cui et al. 2019): w_c = (1 - beta) / (1 - beta^n_c), the
+    inverse "effective number" of samples, rescaled to sum to C so that the
+    loss keeps the scale of unweighted CE.
+    """
+    if kind not in WEIGHT_KINDS:
+        raise ConfigError(f"class weight kind must be one of {', '.join(WEIGHT_KINDS)}, got {kind!r}")
+    if kind == "none":
+        return None
+    if not 0 <= beta < 1:
+        raise ConfigError(f"class-balanced beta must be in [0, 1), got {beta}")
+    counts64 = as_class_counts(counts)
+    weights = (1 - beta) / (1 - beta**counts64)
+    return (weights * (len(counts64) / weights.sum())).float()
+
+
+class DRW:
+    """Deferred re-weighting (Cao et al. 2019): no weights before `start_epoch`, class-balanced after.
+
+    `weight_at(epoch)` takes the 0-indexed epoch; CIFAR recipes start at 160
+    (the 161st of 200 epochs, when the learning rate drops). Apply it once per
+    epoch with `loss.set_weight(drw.weight_at(epoch))`.
+    """
+
+    def __init__(self, counts: ClassCounts, start_epoch: int = 160, beta: float = 0.9999):
+        if start_epoch < 0:
+            raise ConfigError(f"DRW start epoch must be >= 0, got {start_epoch}")
+        self.start_epoch = start_epoch
+        self.weights = class_weights(counts, "cb", beta)
+
+    def weight_at(self, epoch: int) -> torch.Tensor | None:
+        """None before `start_epoch`, the class-balanced weights (a fresh copy) from it on."""
+        return None if epoch < self.start_epoch else self.weights.clone()
+
+    def __repr__(self) -> str:
+        return f"DRW(start_epoch={self.start_epoch}, weights={self.weights.tolist()})"

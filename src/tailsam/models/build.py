@@ -1,0 +1,25 @@
+"""The model registry and `build_model`, the one way the rest of tailsam makes a network."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from tailsam.errors import ConfigError
+from tailsam.registry import Registry
+
+# Metadata of every entry: `params` (parameter count with 10 classes, the linear
+# head and 3 input channels), `input_size` (C, H, W it was designed for), `paper`.
+MODELS = Registry("model")
+
+
+def build_model(name: str, num_classes: int, head: str = "linear", in_channels: int = 3) -> nn.Module:
+    """Build the registered model `name` with a `head` ("linear" or "normed") for `num_classes`.
+
+    Unknown names and non-positive sizes raise ConfigError (the CLI reports it in one line).
+    """
+    entry = MODELS.get(name)
+    if num_classes < 1:
+        raise ConfigError(f"model.num_classes must be >= 1, got {num_classes}")
+    if in_channels < 1:
+        raise ConfigError(f"model.in_channels must be >= 1, got {in_channels}")
+    return entry.builder(num_classes=num_classes, head=head, in_channels=in_channels)

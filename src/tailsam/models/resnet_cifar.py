@@ -1,0 +1,117 @@
+"""ResNets for 32x32 images (He et al. 2016, Sec. 4.2), as used by LDAM-DRW and the SAM paper.
+
+Depth 6n + 2: a 3x3 stem, three stages of n basic blocks with 16, 32 and 64
+channels (the 2nd and 3rd stages halve the resolution), global average pooling
+and a head chosen by name. Shortcuts are "option A": parameter-free
+subsampling plus zero-padded channels, which is what makes ResNet-32 0.46M
+parameters. Global average pooling makes any input size work (e.g. 8x8 digits).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tailsam.models.build import MODELS
+from tailsam.models.heads import build_head
+
+STAGE_WIDTHS = (16, 32, 64)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option-A shortcut: keep every `stride`-th pixel, zero-pad the new channels evenly on both sides."""
+
+    def __init__(self, stride: int, extra_channels: int):
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        before = self.extra_channels // 2
+        return F.pad(x, (0, 0, 0, 0, before, self.extra_channels - before))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, extra_channels={self.extra_channels}"
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers plus an identity (or option-A) shortcut, ReLU after the sum."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut: nn.Module = nn.Identity()
+        else:
+            self.shortcut = ZeroPadShortcut(stride, out_channels - in_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet-`depth` (depth = 6n + 2) for small images; `head` is "linear" or "normed".
+
+    `features(x)` gives the pooled 64-d features, `head` maps them to logits.
+    """
+
+    def __init__(self, depth: int, num_classes: int, head: str = "linear", in_channels: int = 3):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6 != 0:
+            raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1, got {depth}")
+        blocks_per_stage = (depth - 2) // 6
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, STAGE_WIDTHS[0], 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(STAGE_WIDTHS[0]),
+            nn.ReLU(),
+        )
+        blocks = []
+        width = STAGE_WIDTHS[0]
+        for stage, stage_width in enumerate(STAGE_WIDTHS):
+            for i in range(blocks_per_stage):
+                # The first block of every stage but the first halves the resolution.
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(BasicBlock(width, stage_width, stride))
+                width = stage_width
+        self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = width
+        self.head = build_head(head, width, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Kaiming-normal conv and linear weights, as in the LDAM-DRW ResNet-32 that
+        # the paper's numbers come from; BN and biases keep PyTorch's defaults, and
+        # the normed head keeps its own unit-norm init.
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled features, shape [N, feature_dim]."""
+        return self.blocks(self.stem(x)).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+# Parameter counts with 10 classes, the linear head and 3 input channels
+# (tests check each against the built model). resnet8, one block per stage, is
+# the tiny model of the digits demo and the tests.
+_PARAMS_10_CLASSES = {8: 75_290, 20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
+
+for _depth, _params in _PARAMS_10_CLASSES.items():
+    MODELS.register(
+        f"resnet{_depth}",
+        params=_params,
+        input_size=(3, 32, 32),
+        paper="He et al. 2016, Deep Residual Learning (CIFAR ResNets, option-A shortcuts)",
+    )(partial(CifarResNet, _depth))
