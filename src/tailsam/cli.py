@@ -8,6 +8,7 @@ import sys
 
 from tailsam import __version__
 from tailsam.errors import UserError
+from tailsam.train.loop import RunInterrupted, TrainingDiverged
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +52,79 @@ def _add_data_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="data seed of the selection protocol")
     p.add_argument("--no-download", action="store_true", help="never download missing files")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=_cmd_data)
+    p.set_defaults(handler=_cmd_data)
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from tailsam.recipes import recipe_table
+
+    print(recipe_table())
+    return 0
+
+
+def _add_recipes_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recipes", help="list the paper recipes with the paper's accuracy")
+    p.set_defaults(handler=_cmd_recipes)
+
+
+def _train_config(args: argparse.Namespace):
+    from tailsam.config import apply_overrides, load_config
+    from tailsam.errors import ConfigError
+    from tailsam.recipes import get_recipe
+
+    if (args.recipe is None) == (args.config is None):
+        raise ConfigError("give a recipe name (see `tailsam recipes`) or --config RUN/config.json, not both")
+    config = load_config(args.config) if args.config else get_recipe(args.recipe)
+    overrides = list(args.overrides)
+    if args.data_root is not None:
+        overrides.append(f"data.root={args.data_root}")
+    return apply_overrides(config, overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tailsam.train import train
+
+    final = train(_train_config(args), args.out, verbose=not args.quiet)
+    groups = "  ".join(f"{k} {v:.2f}" for k, v in final["group_accuracy"].items() if v is not None)
+    print(f"final top-1 {final['top1']:.2f}%  ({groups})  -> {args.out}")
+    return 0
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a recipe into a run directory (resumes it if interrupted)",
+        description="Train RECIPE (or replay --config) with dotted overrides, e.g. "
+        "`tailsam train cifar10-ldam-drw-sam sam.rho=0.5 --out runs/x`. Running the same command "
+        "again on the same --out resumes from its last checkpoint.",
+    )
+    p.add_argument("recipe", nargs="?", help="recipe name, optionally with :smoke (see `tailsam recipes`)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=0.05")
+    p.add_argument("--config", help="replay the config.json of an earlier run")
+    p.add_argument("--out", required=True, help="run directory (created, or resumed when it holds a checkpoint)")
+    p.add_argument("--data-root", help="data folder (same as data.root=...; default $TAILSAM_DATA_ROOT, else ./data)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tailsam.eval import format_results
+    from tailsam.train import evaluate_checkpoint
+
+    result, config, data = evaluate_checkpoint(args.run, data_root=args.data_root, device=args.device)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(format_results({config.recipe or "model": result}, class_names=data.get("class_names")))
+    return 0
+
+
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a run or checkpoint on its test set, per class and per group")
+    p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--data-root", help="data folder, if it moved since training")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_eval)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,20 +135,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tailsam {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     _add_data_command(sub)
+    _add_recipes_command(sub)
+    _add_train_command(sub)
+    _add_eval_command(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
+    if not hasattr(args, "handler"):
         parser.print_help()
         return 0
     try:
-        return args.run(args)
+        return args.handler(args)
     except UserError as err:
         print(f"tailsam: error: {err}", file=sys.stderr)
         return 2
+    except (RunInterrupted, TrainingDiverged) as stop:
+        print(f"tailsam: {stop}", file=sys.stderr)
+        return getattr(stop, "exit_code", 3)
     except KeyboardInterrupt:
         print("tailsam: interrupted", file=sys.stderr)
         return 130

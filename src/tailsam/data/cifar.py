@@ -47,6 +47,7 @@ class CifarSpec:
     names_key: bytes              # class-name list inside the meta file
     coarse_label_key: bytes | None = None
     coarse_names_key: bytes | None = None
+    class_names: tuple[str, ...] = ()  # for an npz that carries no names
 
 
 CIFAR10 = CifarSpec(
@@ -66,6 +67,7 @@ CIFAR10 = CifarSpec(
         "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
     },
     label_key=b"labels", names_key=b"label_names",
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 )
 
 CIFAR100 = CifarSpec(
@@ -124,7 +126,8 @@ def read_cifar_npz(path: str | os.PathLike, spec: CifarSpec) -> ImageData:
         name=spec.name,
         x_train=arrays["x_train"], y_train=arrays["y_train"].astype(np.int64),
         x_test=arrays["x_test"], y_test=arrays["y_test"].astype(np.int64),
-        class_names=_class_names(names, spec.num_classes),
+        class_names=_class_names(names, spec.num_classes) if names is not None else spec.class_names
+        or tuple(str(c) for c in range(spec.num_classes)),
         y_train_coarse=arrays.get("y_train_coarse"), y_test_coarse=arrays.get("y_test_coarse"),
     )
 
@@ -232,6 +235,4 @@ def _unpickle(data: bytes) -> dict:
 
 
 def _class_names(names, num_classes: int) -> tuple[str, ...]:
-    if names is None:
-        return tuple(str(c) for c in range(num_classes))
     return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)

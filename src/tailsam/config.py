@@ -1,0 +1,261 @@
+"""The run configuration: typed nested dataclasses, dotted overrides, JSON round trip.
+
+    config = apply_overrides(recipe_config, ["optim.lr=0.05", "sam.rho=0.8", "loss.hparams.max_m=0.3"])
+
+Every override is parsed to the field's declared type; an unknown key or a
+value of the wrong type raises ConfigError naming the key. Dict fields
+(`loss.hparams`, `optim.lr_args`, `sam.rho_args`) take new keys; their values
+are parsed as numbers, booleans, comma-separated lists or strings, and the
+builder they are passed to checks the names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from tailsam.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cifar10"
+    root: str | None = None           # None: $TAILSAM_DATA_ROOT, else ./data
+    profile: str = "exp"              # long-tail profile: exp | step
+    ratio: float = 100.0              # imbalance ratio n_max / n_min (1 = balanced)
+    seed: int = 0                     # data seed of the selection protocol
+    n_max: int | None = None          # images of the largest class (None: the dataset's per-class size)
+    test_per_class: int | None = None  # keep at most this many test images per class (smoke runs)
+    sampler: str = "instance"         # instance | class-balanced | sqrt
+    download: bool = True
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet32"
+    head: str = "linear"              # linear | normed (cosine, for LDAM)
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"
+    hparams: dict[str, Any] = field(default_factory=dict)  # e.g. {"max_m": 0.5, "s": 30.0}
+    weighting: str = "none"           # none | cb | drw
+    drw_start: int = 160              # DRW: class-balanced weights once this many epochs are done
+    beta: float = 0.9999              # class-balanced "effective number" beta
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    nesterov: bool = False
+    batch_size: int = 128
+    lr_schedule: str = "paper_cifar"
+    lr_args: dict[str, Any] = field(default_factory=dict)  # besides base_lr (= lr)
+
+
+@dataclass
+class SamConfig:
+    kind: str = "none"                # none | sam | asam
+    rho: float = 0.05                 # the constant schedule's rho
+    rho_schedule: str = "constant"
+    rho_args: dict[str, Any] = field(default_factory=dict)
+    freeze_bn: bool = True            # the perturbed pass leaves BatchNorm running statistics alone
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    eval_every: int = 10              # evaluate every N epochs, and always after the last
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    precision: str = "auto"           # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU)
+    channels_last: bool = True
+    seed: int = 0                     # model initialisation and batch order
+    tensorboard: bool = True          # when the tensorboard package is installed
+
+
+@dataclass
+class EvalConfig:
+    many_threshold: int = 100         # many: > 100 training images
+    few_threshold: int = 20           # few: < 20
+    batch_size: int = 1000
+
+
+@dataclass
+class Config:
+    recipe: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sam: SamConfig = field(default_factory=SamConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """A copy of `config` with each "dotted.key=value" applied in order."""
+    config = config_from_dict(config.to_dict())
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. optim.lr=0.05")
+        _set(config, key.strip(), raw.strip())
+    return check(config)
+
+
+def config_from_dict(data: dict[str, Any], *, where: str = "config") -> Config:
+    """Rebuild a Config from `to_dict()` output (e.g. config.json), type-checking every value."""
+    return check(_build(Config, data, where))
+
+
+def save_config(config: Config, path) -> None:
+    with open(path, "w") as f:
+        json.dump(config.to_dict(), f, indent=1)
+
+
+def load_config(path) -> Config:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config ({err}); give a config.json written by tailsam") from None
+    return config_from_dict(data, where=str(path))
+
+
+def check(config: Config) -> Config:
+    """Range checks a type cannot express; the message names the field and the valid values."""
+    def need(ok: bool, key: str, rule: str, value: Any) -> None:
+        if not ok:
+            raise ConfigError(f"{key} must be {rule}, got {value!r}")
+
+    d, o, s, t, l = config.data, config.optim, config.sam, config.train, config.loss
+    need(d.ratio >= 1 and math.isfinite(d.ratio), "data.ratio", ">= 1 (1 = balanced)", d.ratio)
+    need(d.profile in ("exp", "step"), "data.profile", "exp or step", d.profile)
+    need(d.n_max is None or d.n_max >= 1, "data.n_max", ">= 1", d.n_max)
+    need(d.test_per_class is None or d.test_per_class >= 1, "data.test_per_class", ">= 1", d.test_per_class)
+    need(o.lr > 0, "optim.lr", "> 0", o.lr)
+    need(0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
+    need(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
+    need(o.batch_size >= 1, "optim.batch_size", ">= 1", o.batch_size)
+    need(s.kind in ("none", "sam", "asam"), "sam.kind", "none, sam or asam", s.kind)
+    need(s.rho >= 0 and math.isfinite(s.rho), "sam.rho", ">= 0", s.rho)
+    need(l.weighting in ("none", "cb", "drw"), "loss.weighting", "none, cb or drw", l.weighting)
+    need(l.drw_start >= 0, "loss.drw_start", ">= 0", l.drw_start)
+    need(0 <= l.beta < 1, "loss.beta", "in [0, 1)", l.beta)
+    need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
+    need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
+    need(t.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision", "auto, fp32, bf16 or fp16", t.precision)
+    need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
+         "auto, cpu, cuda or cuda:N", t.device)
+    need(config.eval.few_threshold <= config.eval.many_threshold, "eval.few_threshold",
+         f"<= eval.many_threshold ({config.eval.many_threshold})", config.eval.few_threshold)
+    return config
+
+
+# --- typed parsing -----------------------------------------------------------------------------
+
+def _set(config: Config, key: str, raw: str) -> None:
+    parts = key.split(".")
+    node: Any = config
+    for depth, name in enumerate(parts):
+        here = ".".join(parts[:depth + 1])
+        if isinstance(node, dict):
+            if depth != len(parts) - 1:
+                raise ConfigError(f"unknown key {key!r}: {'.'.join(parts[:depth])} holds plain values")
+            node[name] = _parse_loose(raw)
+            return
+        hints = typing.get_type_hints(type(node))
+        if name not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(node))
+            raise ConfigError(f"unknown key {here!r}; valid keys here: {valid}")
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(hints[name]):
+                raise ConfigError(f"{here!r} is a section; set one of its keys, e.g. {here}.<key>=...")
+            setattr(node, name, _parse(raw, hints[name], here))
+            return
+        node = getattr(node, name)
+        if not (dataclasses.is_dataclass(node) or isinstance(node, dict)):
+            raise ConfigError(f"unknown key {key!r}: {here} is a value, not a section")
+
+
+def _parse(raw: str, kind: Any, key: str) -> Any:
+    """Text from the command line -> a value of the declared type `kind`."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null") and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _parse(raw, inner, key)
+    if origin is dict:
+        raise ConfigError(f"{key!r} is a table; set its entries one by one, e.g. {key}.name=value")
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key} must be true or false, got {raw!r}")
+    if kind in (int, float):
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+        return value
+    return raw
+
+
+def _parse_loose(raw: str) -> Any:
+    """Values in dict fields: a number, a bool, a comma-separated list of numbers, or a string."""
+    if "," in raw:
+        return [_parse_loose(part.strip()) for part in raw.split(",") if part.strip()]
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(hints)}")
+    values = {}
+    for name, value in data.items():
+        kind, key = hints[name], f"{where}.{name}" if where != "config" else name
+        values[name] = _build(kind, value, key) if dataclasses.is_dataclass(kind) else _check_type(value, kind, key)
+    return cls(**values)
+
+
+def _check_type(value: Any, kind: Any, key: str) -> Any:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_type(value, inner, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a table, got {value!r}")
+        return dict(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be of type {kind.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,118 @@
+"""Checkpoints and the run directory.
+
+A checkpoint holds only tensors and plain containers, so `torch.load(...,
+weights_only=True)` reads it and nothing in it can run code. Every file is
+written to a temporary name and renamed into place, so a crash never leaves a
+half-written `last.pt` or `final.json` behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailsam import __version__
+from tailsam.errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(file_object) on a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=1) + "\n").encode()))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    atomic_write(path, lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by tailsam; a UserError names the file if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint; give a run directory or its checkpoints/last.pt")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or holds non-tensor objects
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: not a readable tailsam checkpoint ({reason}); "
+                        "it may be truncated: use an intact copy") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a tailsam checkpoint (format {CHECKPOINT_FORMAT} expected)")
+    return state
+
+
+def environment(device: torch.device) -> dict:
+    """Versions, device and git revision, for env.json."""
+    env = {
+        "tailsam": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+        "platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    try:
+        env["git_revision"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        env["git_revision"] = None
+    return env
+
+
+class RunDir:
+    """The files of one run (DESIGN.md contract) under `root`."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--out {self.root} is a file; give a directory (new, or a run to resume)")
+        self.config = self.root / "config.json"
+        self.env = self.root / "env.json"
+        self.data = self.root / "data.json"
+        self.metrics = self.root / "metrics.jsonl"
+        self.final = self.root / "final.json"
+        self.checkpoint = self.root / "checkpoints" / "last.pt"
+
+    def create(self) -> None:
+        try:
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the run directory {self.root}: {err.strerror}") from None
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics.is_file():
+            return []
+        with open(self.metrics) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop lines of epochs after `epoch` (written after the checkpoint a run resumes from)."""
+        kept = [r for r in self.read_metrics() if r["epoch"] <= epoch]
+        atomic_write(self.metrics, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
