@@ -128,7 +128,7 @@ def load_config(path) -> Config:
     try:
         with open(path) as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # missing, not text, not JSON
         raise ConfigError(f"{path}: cannot read the config ({err}); give a config.json written by tailsam") from None
     return config_from_dict(data, where=str(path))
 

@@ -1,0 +1,128 @@
+"""The training loop: the run-directory contract, exact resume, SIGTERM, kill -9 and divergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tailsam.config import apply_overrides
+from tailsam.recipes import get_recipe
+from tailsam.train import RunInterrupted, TrainingDiverged, train
+
+TINY = ["train.epochs=4", "train.eval_every=2", "loss.drw_start=2", "optim.lr_args.decay_epochs=2,3",
+        "data.ratio=20", "optim.batch_size=128"]
+
+
+def tiny_config(recipe="digits-ldam-drw-sam", *extra):
+    return apply_overrides(get_recipe(recipe), TINY + list(extra))
+
+
+def weights(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    train(tiny_config(), out, verbose=False)
+    return out
+
+
+def test_run_directory_contract(reference_run):
+    for name in ("config.json", "env.json", "data.json", "metrics.jsonl", "final.json", "checkpoints/last.pt"):
+        assert (reference_run / name).is_file(), name
+    data = json.loads((reference_run / "data.json").read_text())
+    assert data["counts"][0] == 120 and data["counts"][-1] == 6 and len(data["indices_sha256"]) == 64
+    lines = [json.loads(line) for line in (reference_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [2, 4]
+    assert [r["drw"] for r in lines] == [False, True]          # DRW from the 3rd epoch (drw_start=2)
+    assert lines[-1]["lr"] == pytest.approx(0.1 * 0.01 ** 2) and lines[-1]["rho"] == 0.5
+    for key in ("many", "medium", "few", "head", "mid", "tail"):
+        assert key in lines[-1]["test"]["group_accuracy"]
+    final = json.loads((reference_run / "final.json").read_text())
+    assert final["top1"] == lines[-1]["test"]["top1"] and final["epoch"] == 4
+    assert final["best_epoch_on_test_set"]["epoch"] in (2, 4)   # labelled apart from the final figure
+    state = torch.load(reference_run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["loader"]["epoch"] == 4 and state["loader"]["position"] == 0
+
+
+def stop_at(epoch: int, step: int):
+    def hook(e, s):
+        if (e, s) == (epoch, step):
+            signal.raise_signal(signal.SIGTERM)
+    return hook
+
+
+@pytest.mark.parametrize("epoch, step", [(2, 3), (3, 1)], ids=["after-epoch-2", "mid-epoch-3"])
+def test_sigterm_then_resume_equals_uninterrupted(tmp_path, reference_run, epoch, step):
+    # digits-LT ratio 20 has 4 batches of 128 per epoch: step 3 is an epoch's last.
+    with pytest.raises(RunInterrupted) as stopped:
+        train(tiny_config(), tmp_path, verbose=False, on_step=stop_at(epoch, step))
+    assert stopped.value.exit_code == 128 + signal.SIGTERM
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["loader"]["epoch"], state["loader"]["position"]) == ((2, 0) if step == 3 else (2, 2))
+    assert not (tmp_path / "final.json").exists()
+    train(tiny_config(), tmp_path, verbose=False)
+    assert_same_run(tmp_path, reference_run)
+
+
+def test_kill_9_loses_at_most_the_current_epoch(tmp_path):
+    config = tiny_config("digits-ldam-drw-sam", "train.epochs=30", "train.eval_every=5")
+    replay = tmp_path / "replay.json"
+    replay.write_text(json.dumps(config.to_dict()))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "tailsam", "train", "--config", str(replay), "--out", str(out),
+                             "--quiet"], stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    checkpoint = out / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not checkpoint.exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    survived = torch.load(checkpoint, weights_only=True)       # intact, never half-written
+    assert survived["loader"]["position"] == 0 and 1 <= survived["loader"]["epoch"] < 30
+
+    train(config, out, verbose=False)                          # the same command resumes from last.pt
+    uninterrupted = tmp_path / "uninterrupted"
+    train(config, uninterrupted, verbose=False)
+    assert_same_run(out, uninterrupted)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import tailsam.train.loop as loop
+
+    built = {}
+
+    def build_and_keep(*args, **kwargs):
+        built["model"] = model = loop.build_network.__wrapped__(*args, **kwargs)
+        return model
+
+    build_and_keep.__wrapped__ = loop.build_network
+    monkeypatch.setattr(loop, "build_network", build_and_keep)
+
+    def poison(epoch, step):  # a weight turns NaN during epoch 2
+        if (epoch, step) == (2, 0):
+            next(built["model"].parameters()).data.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        train(tiny_config(), tmp_path, verbose=False, on_step=poison)
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert state["loader"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
