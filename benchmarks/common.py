@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -45,3 +46,25 @@ def memory(device: torch.device) -> dict:
     if device.type == "cuda":
         out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return out
+
+
+class PilDataset(torch.utils.data.Dataset):
+    """The reference data path of the paper's code: one PIL image per item, transformed one at a time."""
+
+    def __init__(self, images, labels, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def cifar10_lt(root, ratio: float = 100):
+    """CIFAR-10-LT (seed 0) training images and labels, and the dataset's normalisation info."""
+    from tailsam.data import dataset_info, load_dataset, select_longtail
+
+    data = load_dataset("cifar10", data_root(root), download=False)
+    split = select_longtail(data.y_train, 10, ratio=ratio, seed=0)
+    return data.x_train[split.indices], data.y_train[split.indices], dataset_info("cifar10")

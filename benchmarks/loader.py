@@ -16,23 +16,8 @@ import json
 
 import torch
 import torchvision.transforms as T
-from PIL import Image
-
-from common import data_root, machine, memory, timed
-from tailsam.data import DeviceLoader, dataset_info, load_dataset, select_longtail
-
-
-class PilDataset(torch.utils.data.Dataset):
-    """The reference: one PIL image per item, transformed one at a time."""
-
-    def __init__(self, images, labels, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+from common import PilDataset, cifar10_lt, machine, memory, timed
+from tailsam.data import DeviceLoader
 
 
 def drain(batches, device, epochs):
@@ -55,10 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    data = load_dataset("cifar10", data_root(args.root), download=False)
-    split = select_longtail(data.y_train, 10, ratio=100, seed=0)
-    images, labels = data.x_train[split.indices], data.y_train[split.indices]
-    info = dataset_info("cifar10")
+    images, labels, info = cifar10_lt(args.root)
     n = len(images)
 
     loader = DeviceLoader(images, labels, batch_size=args.batch, mean=info.mean, std=info.std,

@@ -52,7 +52,7 @@ def test_run_directory_contract(reference_run):
     lines = [json.loads(line) for line in (reference_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [2, 4]
     assert [r["drw"] for r in lines] == [False, True]          # DRW from the 3rd epoch (drw_start=2)
-    assert lines[-1]["lr"] == pytest.approx(0.1 * 0.01 ** 2) and lines[-1]["rho"] == 0.5
+    assert lines[-1]["lr"] == pytest.approx(0.1 * 0.01 ** 2) and lines[-1]["rho"] == 0.2
     for key in ("many", "medium", "few", "head", "mid", "tail"):
         assert key in lines[-1]["test"]["group_accuracy"]
     final = json.loads((reference_run / "final.json").read_text())
@@ -126,3 +126,16 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert state["loader"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_demo_trains_both_runs_and_prints_them_side_by_side(tmp_path, capsys):
+    from tailsam.cli import main
+
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    report = capsys.readouterr().out
+    assert "LDAM+DRW" in report and "LDAM+DRW+SAM" in report
+    for row in ("overall", "many", "medium", "few", "head", "mid", "tail", "class 9"):
+        assert row in report
+    for recipe in ("digits-ldam-drw", "digits-ldam-drw-sam"):
+        final = json.loads((tmp_path / recipe / "final.json").read_text())
+        assert f"{final['top1']:.2f}" in report

@@ -127,6 +127,19 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_eval)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tailsam.demo import run_demo
+
+    print(run_demo(args.out))
+    return 0
+
+
+def _add_demo_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="LDAM+DRW vs LDAM+DRW+SAM on the built-in long-tailed digits (no download)")
+    p.add_argument("--out", default="tailsam-demo", help="folder for the two run directories (default: %(default)s)")
+    p.set_defaults(handler=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tailsam",
@@ -138,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipes_command(sub)
     _add_train_command(sub)
     _add_eval_command(sub)
+    _add_demo_command(sub)
     return parser
 
 

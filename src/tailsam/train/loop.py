@@ -93,7 +93,7 @@ def train(config: Config, out, *, verbose: bool = True,
     progress = EpochProgress(epochs, len(data.train), enabled=verbose)
     tensorboard = TensorBoardLog(run.root, config.train.tensorboard)
     started = time.perf_counter()
-    record: dict = {}
+    trained_images, training_seconds = 0, 0.0   # this session, evaluation excluded
     with stop_on_signals() as stop:
         while (epoch := data.train.epoch + 1) <= epochs:
             values = apply_schedules(optimizer, epoch, lr=lr_schedule, rho=rho_schedule)
@@ -111,6 +111,7 @@ def train(config: Config, out, *, verbose: bool = True,
                                             autocast=precision.autocast, scaler=scaler)
                 totals += torch.stack([loss * len(labels), (logits.argmax(1) == labels).sum(),
                                        torch.tensor(len(labels), device=device)])
+                trained_images += len(labels)
                 progress.step()
                 if on_step is not None:
                     on_step(epoch, data.train.position - 1)
@@ -122,6 +123,7 @@ def train(config: Config, out, *, verbose: bool = True,
 
             loss_sum, correct, seen = totals.tolist()   # the epoch's one host synchronisation
             totals.zero_()
+            training_seconds += time.perf_counter() - epoch_start
             if not math.isfinite(loss_sum):
                 raise TrainingDiverged(
                     f"training loss is {loss_sum / seen} in epoch {epoch}; stopped without saving, so "
@@ -156,6 +158,7 @@ def train(config: Config, out, *, verbose: bool = True,
         # Chosen by looking at the test set: never a result to report, only a diagnostic.
         "best_epoch_on_test_set": best,
         "seconds_this_session": round(time.perf_counter() - started, 1),
+        "train_images_per_s": round(trained_images / training_seconds, 1) if training_seconds else None,
     }
     write_json(run.final, final)
     return final
