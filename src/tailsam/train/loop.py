@@ -109,8 +109,10 @@ def train(config: Config, out, *, verbose: bool = True,
                 else:
                     loss, logits = sgd_step(model, criterion, optimizer, images, labels,
                                             autocast=precision.autocast, scaler=scaler)
-                totals += torch.stack([loss * len(labels), (logits.argmax(1) == labels).sum(),
-                                       torch.tensor(len(labels), device=device)])
+                # Scalars from the host ride along as kernel arguments: no copy, no synchronisation.
+                totals[0] += loss * len(labels)
+                totals[1] += (logits.argmax(1) == labels).sum()
+                totals[2] += len(labels)
                 trained_images += len(labels)
                 progress.step()
                 if on_step is not None:
