@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One unattended GPU check: the test suite, CUDA-path sync check, and the loader, train-step and
 # 30-epoch benchmarks on CIFAR-10-LT. Needs gpudata/cifar10.npz (benchmarks/make_lt_npz.py) in the
-# tree; writes JSON to $OUT (or ./gpu_out).
+# tree; writes JSON to $OUT (or ./gpu_out). `gpu_check.sh quick` skips the 30-epoch runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
@@ -26,6 +26,7 @@ print({"epochs": 2, "steps": steps, "synchronising_calls": len(caught)})
 for w in caught[:12]:
     print(str(w.message)[:160], w.filename.split("/")[-1], w.lineno)
 PY
-python3 benchmarks/loader.py --device cuda --epochs 5 --workers 0 8 > "$OUT/loader.json"; cat "$OUT/loader.json"
-python3 benchmarks/train_step.py --device cuda --steps 60 --workers 8 --precisions fp32 > "$OUT/train_step.json"; cat "$OUT/train_step.json"
+python3 benchmarks/loader.py --device cuda --epochs 3 --workers 0 8 > "$OUT/loader.json"; cat "$OUT/loader.json"
+python3 benchmarks/train_step.py --device cuda --steps 40 --workers 8 --precisions fp32 > "$OUT/train_step.json"; cat "$OUT/train_step.json"
+[ "${1:-}" = quick ] && exit 0
 timeout 300 python3 benchmarks/cifar_short.py --out /tmp/cifar_short > "$OUT/cifar_short.json"; cat "$OUT/cifar_short.json"
