@@ -139,3 +139,11 @@ def test_demo_trains_both_runs_and_prints_them_side_by_side(tmp_path, capsys):
     for recipe in ("digits-ldam-drw", "digits-ldam-drw-sam"):
         final = json.loads((tmp_path / recipe / "final.json").read_text())
         assert f"{final['top1']:.2f}" in report
+
+
+def test_resume_may_move_the_data_root_but_not_change_the_recipe(tmp_path, reference_run):
+    moved = apply_overrides(tiny_config(), [f"data.root={tmp_path}"])   # digits need no root: any folder works
+    with pytest.raises(RunInterrupted):
+        train(moved, tmp_path / "run", verbose=False, on_step=stop_at(1, 3))
+    train(tiny_config(), tmp_path / "run", verbose=False)
+    assert_same_run(tmp_path / "run", reference_run)

@@ -166,10 +166,18 @@ def train(config: Config, out, *, verbose: bool = True,
     return final
 
 
+# Where the data lives, whether to download it, the device and logging may change between
+# sessions of one run; nothing else may.
+RESUME_MAY_CHANGE = (("data", "root"), ("data", "download"), ("train", "device"), ("train", "tensorboard"))
+
+
 def _check_same_config(run: RunDir, config: Config) -> None:
     """Resuming under other settings would silently mix two experiments: refuse, naming the first difference."""
     saved = load_config(run.config).to_dict()
     wanted = config.to_dict()
+    for section, key in RESUME_MAY_CHANGE:
+        saved[section].pop(key)
+        wanted[section].pop(key)
     if saved != wanted:
         key = _first_difference(saved, wanted)
         raise UserError(f"{run.root} holds a run with {key} different from this command's; "
