@@ -22,6 +22,7 @@ import torch
 import torchvision.transforms as T
 
 from common import PilDataset, cifar10_lt, machine, memory, sync
+from tailsam.config import TrainConfig
 from tailsam.data import DeviceLoader
 from tailsam.losses import build_loss
 from tailsam.models import build_model
@@ -115,7 +116,7 @@ def main() -> None:
     del loader
 
     # tailsam: device loader + sam_step, at the default precision and any asked for.
-    default = resolve_precision("auto", device).name
+    default = TrainConfig().precision
     for name in [default] + [p for p in args.precisions if p != default]:
         precision = resolve_precision(name, device)
         torch.manual_seed(0)

@@ -23,7 +23,7 @@ def digits_config(method: Method) -> Config:
         optim=OptimConfig(lr=0.1, batch_size=64, lr_schedule="paper_cifar",
                           lr_args={"warmup_epochs": 2, "decay_epochs": [DRW_START, EPOCHS - 3]}),
         sam=SamConfig(kind="sam" if method.sam else "none", rho=0.2),
-        train=TrainConfig(epochs=EPOCHS, eval_every=10, precision="fp32", channels_last=False),
+        train=TrainConfig(epochs=EPOCHS, eval_every=10, channels_last=False),
     )
 
 

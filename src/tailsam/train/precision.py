@@ -10,14 +10,6 @@ from tailsam.errors import ConfigError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Measured with ResNet-32, batch 128, channels_last (benchmarks/train_step.py):
-# on a CPU without native bf16 units (no AVX512-BF16/AMX, like the 2-core Xeon
-# this was developed on) a bf16-autocast step is ~3x slower than fp32 (0.88 s
-# vs 0.29 s), so the CPU default is fp32; CUDA tensor cores make bf16 the GPU
-# default. CPUs with AMX can ask for train.precision=bf16.
-AUTO_PRECISION = {"cpu": "fp32", "cuda": "bf16"}
-
-
 def resolve_device(name: str) -> torch.device:
     """"auto" is the first CUDA device when there is one, else the CPU."""
     if name == "auto":
@@ -48,6 +40,4 @@ class Precision:
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
-    if name == "auto":
-        name = AUTO_PRECISION[device.type]
     return Precision(name, device.type)
