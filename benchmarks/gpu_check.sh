@@ -27,6 +27,6 @@ for w in caught[:12]:
     print(str(w.message)[:160], w.filename.split("/")[-1], w.lineno)
 PY
 python3 benchmarks/loader.py --device cuda --epochs 3 --workers 0 8 > "$OUT/loader.json"; cat "$OUT/loader.json"
-python3 benchmarks/train_step.py --device cuda --steps 40 --workers 8 --precisions fp32 > "$OUT/train_step.json"; cat "$OUT/train_step.json"
+python3 benchmarks/train_step.py --device cuda --steps 40 --workers 0 8 --precisions bf16 > "$OUT/train_step.json"; cat "$OUT/train_step.json"
 [ "${1:-}" = quick ] && exit 0
 timeout 300 python3 benchmarks/cifar_short.py --out /tmp/cifar_short > "$OUT/cifar_short.json"; cat "$OUT/cifar_short.json"
