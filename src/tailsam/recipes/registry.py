@@ -30,10 +30,11 @@ def smoke(config: Config) -> Config:
     """The same recipe shrunk to 2 epochs on a few hundred training images, every feature still on.
 
     The largest class keeps 100 images (more when the ratio needs it, so the
-    smallest keeps at least one), 20 test images per class; the warm-up is one
-    epoch, and DRW and the lr drop switch on for the second epoch.
+    smallest keeps at least one: int(n_max / ratio) >= 1), 20 test images per
+    class; the warm-up is one epoch, and DRW and the lr drop switch on for the
+    second epoch.
     """
-    n_max = max(100, math.ceil(2 * config.data.ratio))
+    n_max = max(100, math.ceil(config.data.ratio) + 1)
     lr_args = dict(config.optim.lr_args)
     if config.optim.lr_schedule == "paper_cifar":
         lr_args.update(warmup_epochs=1, decay_epochs=[1, 2])

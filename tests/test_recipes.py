@@ -1,0 +1,71 @@
+"""Recipes: every one builds a valid config and a smoke variant; the CIFAR smoke path runs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tailsam.cli import main
+from tailsam.config import check
+from tailsam.data import longtail_counts
+from tailsam.recipes import RECIPES, get_recipe
+from tailsam.recipes.cifar import PAPER_TOP1, RHO
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_every_recipe_and_its_smoke_variant_are_valid(name):
+    config = get_recipe(name)
+    assert check(config) is config and config.recipe == name
+    doc = RECIPES.get(name).builder.__doc__
+    assert f"tailsam train {name}" in doc and "Runtime" in doc
+    smoke = get_recipe(f"{name}:smoke")
+    assert smoke.train.epochs == 2 and smoke.loss.drw_start == 1
+    counts = longtail_counts(smoke.data.n_max, 100 if smoke.data.dataset == "cifar100" else 10,
+                             smoke.data.profile, smoke.data.ratio)
+    assert min(counts) >= 1 and sum(counts) < 3000, "a smoke run keeps every class and a few hundred images"
+    assert {k: v for k, v in smoke.to_dict().items() if k not in ("recipe", "data", "train", "loss", "optim")} == \
+        {k: v for k, v in config.to_dict().items() if k not in ("recipe", "data", "train", "loss", "optim")}
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
+def test_cifar_recipes_follow_the_paper_protocol(dataset):
+    config = get_recipe(f"{dataset}-ldam-drw-sam")
+    assert (config.model.name, config.model.head, config.loss.name) == ("resnet32", "normed", "ldam")
+    assert (config.optim.lr, config.optim.momentum, config.optim.weight_decay, config.optim.batch_size) == \
+        (0.1, 0.9, 2e-4, 128)
+    assert config.train.epochs == 200 and config.loss.weighting == "drw" and config.loss.drw_start == 160
+    assert config.optim.lr_args == {"warmup_epochs": 5, "decay_epochs": [160, 180]}
+    assert config.sam.rho == 0.8 and config.data.ratio == 100
+    assert get_recipe(f"{dataset}-ce-sam").sam.rho == RHO[dataset]["ce"]
+    assert get_recipe(f"{dataset}-ce-drw").sam.kind == "none"
+
+
+def test_recipes_command_lists_the_papers_numbers(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in RECIPES.names():
+        assert name in out
+    for figures in PAPER_TOP1.values():
+        for top1 in figures.values():
+            assert str(top1) in out
+
+
+def test_cifar10_smoke_recipe_runs_end_to_end(tmp_path, capsys):
+    # A CIFAR-10-shaped npz of random pixels with 101 training images per class: enough for :smoke.
+    rng = np.random.RandomState(0)
+    y_train, y_test = np.repeat(np.arange(10), 101), np.repeat(np.arange(10), 20)
+    np.savez(tmp_path / "cifar10.npz",
+             x_train=rng.randint(0, 256, (1010, 32, 32, 3), dtype=np.uint8), y_train=y_train,
+             x_test=rng.randint(0, 256, (200, 32, 32, 3), dtype=np.uint8), y_test=y_test)
+    out = tmp_path / "run"
+    assert main(["train", "cifar10-ldam-drw-sam:smoke", "--data-root", str(tmp_path), "--out", str(out),
+                 "--quiet"]) == 0
+    for name in ("config.json", "env.json", "data.json", "metrics.jsonl", "final.json", "checkpoints/last.pt"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "data.json").read_text())
+    assert data["counts"] == longtail_counts(101, 10, "exp", 100)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2] and [r["drw"] for r in records] == [False, True]
+    assert records[-1]["rho"] == 0.8 and "confusion" in records[-1]["test"]
