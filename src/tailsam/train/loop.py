@@ -129,7 +129,8 @@ def train(config: Config, out, *, verbose: bool = True,
             if not math.isfinite(loss_sum):
                 raise TrainingDiverged(
                     f"training loss is {loss_sum / seen} in epoch {epoch}; stopped without saving, so "
-                    f"{run.checkpoint} still holds the last good epoch; lower optim.lr or use train.precision=fp32")
+                    f"{run.checkpoint} still holds the last good epoch; lower optim.lr or sam.rho"
+                    + (", or use train.precision=fp32" if precision.dtype is not None else ""))
             record = {"epoch": epoch, **values, "drw": drw is not None and criterion.weight is not None,
                       "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
             summary = (f"epoch {epoch}/{epochs}  loss {record['train_loss']:.4f}  train {record['train_acc']:.2f}%  "
