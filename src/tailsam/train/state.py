@@ -23,6 +23,8 @@ from tailsam import __version__
 from tailsam.errors import UserError
 
 CHECKPOINT_FORMAT = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write) -> None:
@@ -30,6 +32,7 @@ def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
