@@ -127,6 +127,48 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_eval)
 
 
+def _cmd_hessian(args: argparse.Namespace) -> int:
+    from tailsam.train import analyze_checkpoint, hessian_dir
+
+    result = analyze_checkpoint(args.run, classes=args.classes, split=args.split, loss=args.loss, iters=args.iters,
+                                runs=args.runs, max_images=args.max_images, seed=args.seed, augment=args.augment,
+                                data_root=args.data_root, device=args.device)
+    paths = result.write(args.out or hessian_dir(args.run))
+    if args.json:
+        print(json.dumps({**result.to_dict(), "files": {name: str(path) for name, path in paths.items()}}))
+    else:
+        print(result.table())
+        for name in ("densities", "ratio", "results"):
+            print(f"{name}: {paths[name]}")
+    return 0
+
+
+def _add_hessian_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "hessian", help="per-class Hessian spectra of a run: lambda_max, lambda_min, density, trace; plots",
+        description="For each class, the Hessian of the loss over that class's images (model in eval mode), "
+        "from one Lanczos run: lambda_max, lambda_min, lambda_min/lambda_max (negative at a saddle), the "
+        "negative spectral mass, the trace and the spectral density. Writes RUN/hessian/results.json, "
+        "densities.png and ratio_vs_count.png.",
+    )
+    p.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    p.add_argument("--classes", type=int, nargs="+", metavar="C", help="class ids (default: every class)")
+    p.add_argument("--split", default="train", choices=("train", "test"),
+                   help="the run's long-tailed training images (default) or the test set")
+    p.add_argument("--iters", type=int, default=100, help="Lanczos steps per class, at least 2 (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=1, help="independent Lanczos starts averaged per class (default: 1)")
+    p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, a seeded draw")
+    p.add_argument("--loss", default="ce", choices=("ce", "run"),
+                   help="plain cross-entropy (default, as in the paper) or the run's own loss and class weights")
+    p.add_argument("--augment", action="store_true", help="apply the training crop/flip once, drawn from --seed")
+    p.add_argument("--seed", type=int, default=0, help="seeds the image draw, the augmentation and Lanczos starts")
+    p.add_argument("--out", help="folder for results.json and the plots (default: RUN/hessian)")
+    p.add_argument("--data-root", help="data folder, if it moved since training")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(handler=_cmd_hessian)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tailsam.demo import run_demo
 
@@ -151,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipes_command(sub)
     _add_train_command(sub)
     _add_eval_command(sub)
+    _add_hessian_command(sub)
     _add_demo_command(sub)
     return parser
 

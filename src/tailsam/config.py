@@ -92,6 +92,21 @@ class EvalConfig:
 
 
 @dataclass
+class HessianConfig:
+    """The per-class Hessian analysis during training, logged under "hessian" in metrics.jsonl.
+
+    Small by default, to watch tail classes leave the saddle without slowing
+    training much; `tailsam hessian RUN` does the full analysis afterwards.
+    """
+
+    every: int = 0                    # analyse every N epochs (a multiple of train.eval_every); 0 = never
+    classes: int = 3                  # this many classes, spread from the largest to the smallest
+    max_images: int = 64              # at most this many training images per class (the same ones each time)
+    iters: int = 20                   # Lanczos steps per class
+    loss: str = "ce"                  # ce (plain cross-entropy) | run (the run's own loss)
+
+
+@dataclass
 class Config:
     recipe: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -101,6 +116,7 @@ class Config:
     sam: SamConfig = field(default_factory=SamConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    hessian: HessianConfig = field(default_factory=HessianConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,7 +158,7 @@ def check(config: Config) -> Config:
         if not ok:
             raise ConfigError(f"{key} must be {rule}, got {value!r}")
 
-    d, o, s, t, l = config.data, config.optim, config.sam, config.train, config.loss
+    d, o, s, t, l, h = config.data, config.optim, config.sam, config.train, config.loss, config.hessian
     need(d.ratio >= 1 and math.isfinite(d.ratio), "data.ratio", ">= 1 (1 = balanced)", d.ratio)
     need(d.profile in ("exp", "step"), "data.profile", "exp or step", d.profile)
     need(d.n_max is None or d.n_max >= 1, "data.n_max", ">= 1", d.n_max)
@@ -163,6 +179,14 @@ def check(config: Config) -> Config:
          "auto, cpu, cuda or cuda:N", t.device)
     need(config.eval.few_threshold <= config.eval.many_threshold, "eval.few_threshold",
          f"<= eval.many_threshold ({config.eval.many_threshold})", config.eval.few_threshold)
+    need(h.every >= 0, "hessian.every", ">= 0 (0 = off)", h.every)
+    need(h.every % t.eval_every == 0, "hessian.every",
+         f"a multiple of train.eval_every ({t.eval_every}), so each analysis lands on an evaluated epoch's "
+         "metrics line", h.every)
+    need(h.classes >= 1, "hessian.classes", ">= 1", h.classes)
+    need(h.max_images >= 1, "hessian.max_images", ">= 1", h.max_images)
+    need(h.iters >= 2, "hessian.iters", ">= 2", h.iters)
+    need(h.loss in ("ce", "run"), "hessian.loss", "ce or run", h.loss)
     return config
 
 

@@ -17,7 +17,18 @@ agree to 3e-7 relative in float32; which is faster depends on the device, so
   0.17 s per product against 0.20-0.22 s for forward-over-reverse.
 - "forward_over_reverse": `torch.func.jvp` of `torch.func.grad`. H200,
   ResNet-32, 512 images, exact float32 and deterministic cuDNN: 0.22-0.28 s
-  per product against 0.50 s for double backward.
+  per product against 0.50 s for double backward (measured before the two
+  changes below, which have not been timed on a GPU).
+
+Two things make double-backward products cheaper without changing what they compute
+(CPU, ResNet-32, 128 images, 1 thread: 2.6 s -> 1.6 s per product):
+- In eval mode a BatchNorm layer is the affine map x * scale + shift, but
+  autograd differentiates it twice through its training-mode formula (batch
+  statistics): 30% of a product. `affine_batchnorm` computes the same map as
+  an explicit multiply-add for the duration of a product.
+- When all images fit in one chunk, the gradient's graph is built once and
+  kept (`keep_graph`); each product is then only the second backward, 20%
+  less. It holds no more memory than a single product builds anyway.
 """
 
 from __future__ import annotations
@@ -77,6 +88,48 @@ def exact_float32() -> Iterator[None]:
             setattr(owner, name, value)
 
 
+@contextlib.contextmanager
+def affine_batchnorm(model: nn.Module) -> Iterator[None]:
+    """Run eval-mode BatchNorm layers as x * scale + shift for the block, then restore their forward.
+
+    scale = weight / sqrt(running_var + eps) and shift = bias - running_mean * scale
+    are the same function of the weights, bias and input as eval-mode batch
+    norm, equal to float32 roundoff, but autograd's second derivative of it is a
+    plain multiply instead of the training-mode formula's reductions. Layers
+    without running statistics (they normalise by the batch even in eval mode)
+    are left as they are. Reads the module attributes at call time, so
+    `functional_call`'s substituted parameters and buffers are the ones used.
+    """
+    layers = [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_var is not None
+    ]
+    # An instance attribute shadows the class's forward; keep any the module already had.
+    saved = [(layer, layer.__dict__.get("forward")) for layer in layers]
+    for layer in layers:
+        layer.forward = _affine_batchnorm_forward.__get__(layer)
+    try:
+        yield
+    finally:
+        for layer, forward in saved:
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
+
+
+def _affine_batchnorm_forward(layer: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    scale = torch.rsqrt(layer.running_var + layer.eps)
+    if layer.weight is not None:
+        scale = scale * layer.weight
+    shift = -layer.running_mean * scale
+    if layer.bias is not None:
+        shift = shift + layer.bias
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return x * scale.view(shape) + shift.view(shape)
+
+
 def _fp32_precision_switches() -> list:
     """The per-operator float32 precision settings (PyTorch 2.9+) present: GPU and CPU, matmul and conv."""
     backends = torch.backends
@@ -94,8 +147,8 @@ class LossHessian:
     """The Hessian of the mean loss over `inputs`, as a matrix-free symmetric operator.
 
     Args:
-        model: the classifier; its parameters are snapshotted here, so later
-            training steps do not change this operator.
+        model: the classifier; its parameters and buffers are snapshotted
+            here, so later training steps do not change this operator.
         loss_fn: `(logits, targets) -> scalar`, the *mean* loss over the batch.
             Chunks are combined with weights n_chunk / N, which is exact for a
             plain mean of per-image losses (any loss on one class's images,
@@ -108,6 +161,10 @@ class LossHessian:
         method: "double_backward", "forward_over_reverse", or "auto": the
             faster one measured for the model's device (forward-over-reverse
             on CUDA, double backward elsewhere).
+        keep_graph: keep the gradient's graph between double-backward
+            products. Default (None): when all images fit in one chunk, where
+            it costs no more peak memory than one product; with several
+            chunks it would hold every chunk's graph at once.
 
     Attributes:
         dim: length of the flat parameter vector the Hessian acts on.
@@ -124,6 +181,7 @@ class LossHessian:
         chunk_size: int = 256,
         trainable_only: bool = True,
         method: str = "auto",
+        keep_graph: bool | None = None,
     ):
         if method not in HVP_METHODS:
             choices = ", ".join(HVP_METHODS)
@@ -149,7 +207,8 @@ class LossHessian:
         self._shapes = [p.shape for _, p in varying]
         self._sizes = [p.numel() for _, p in varying]
         self._fixed = {name: p.detach() for name, p in model.named_parameters() if name not in varying_names}
-        self._fixed.update({name: b.detach() for name, b in model.named_buffers()})
+        # Copies, like the parameters: a kept graph must not see later updates of the running statistics.
+        self._fixed.update({name: b.detach().clone() for name, b in model.named_buffers()})
         self.point = torch.cat([p.detach().reshape(-1) for _, p in varying])
         self.dim = self.point.numel()
         self.device = self.point.device
@@ -157,6 +216,14 @@ class LossHessian:
         if method == "auto":
             method = "forward_over_reverse" if self.device.type == "cuda" else "double_backward"
         self.method = method
+        if keep_graph is None:
+            keep_graph = method == "double_backward" and len(inputs) <= chunk_size
+        elif keep_graph and method != "double_backward":
+            raise ConfigError(
+                "keep_graph needs method='double_backward'; forward-over-reverse builds no graph to keep"
+            )
+        self.keep_graph = keep_graph
+        self._graph: tuple[torch.Tensor, list[torch.Tensor]] | None = None  # (point, gradient per chunk)
 
     @property
     def num_images(self) -> int:
@@ -166,11 +233,13 @@ class LossHessian:
         """`H @ vector` for a flat vector of length `dim` (on `device`, in `dtype`)."""
         if vector.shape != (self.dim,):
             raise ConfigError(f"vector must have shape ({self.dim},), got {tuple(vector.shape)}")
+        if self.keep_graph:
+            return self._product_from_kept_graph(vector)
         chunk_product = (
             self._forward_over_reverse if self.method == "forward_over_reverse" else self._double_backward
         )
         product = torch.zeros_like(self.point)
-        with eval_mode(self.model), exact_float32(), torch.enable_grad():
+        with self._exact_eval(), torch.enable_grad():
             for x, y, weight in self._chunks():
                 product += chunk_product(vector, x, y, weight)
         return product
@@ -180,7 +249,7 @@ class LossHessian:
         """Mean loss and top-1 accuracy (fraction) over the images, at the snapshot."""
         loss = 0.0
         correct = 0
-        with eval_mode(self.model), exact_float32():
+        with self._exact_eval():
             for x, y, weight in self._chunks():
                 logits = self._logits(self.point, x)
                 loss += float(self.loss_fn(logits, y)) * weight
@@ -193,16 +262,43 @@ class LossHessian:
         named = zip(self.parameter_names, pieces, self._shapes)
         return {name: piece.view(shape) for name, piece, shape in named}
 
+    @contextlib.contextmanager
+    def _exact_eval(self) -> Iterator[None]:
+        """Eval mode, BatchNorm as its affine map, exact float32: the setting of every pass here."""
+        with eval_mode(self.model), affine_batchnorm(self.model), exact_float32():
+            yield
+
+    def _product_from_kept_graph(self, vector: torch.Tensor) -> torch.Tensor:
+        if self._graph is None:
+            point = self.point.detach().requires_grad_(True)
+            with self._exact_eval(), torch.enable_grad():
+                gradients = [self._gradient(point, x, y, weight) for x, y, weight in self._chunks()]
+            self._graph = (point, gradients)
+        point, gradients = self._graph
+        product = torch.zeros_like(self.point)
+        # The graph was recorded in eval mode; the backward pass still needs exact float32 kernels.
+        with exact_float32():
+            for gradient in gradients:
+                product += self._second_backward(gradient, point, vector, retain_graph=True)
+        return product
+
+    def _gradient(self, point: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: float) -> torch.Tensor:
+        loss = self.loss_fn(self._logits(point, x), y) * weight
+        return torch.autograd.grad(loss, point, create_graph=True)[0]
+
+    def _second_backward(
+        self, gradient: torch.Tensor, point: torch.Tensor, vector: torch.Tensor, *, retain_graph: bool
+    ) -> torch.Tensor:
+        # A loss that is linear in w has a gradient that does not depend on w.
+        if not gradient.requires_grad:
+            return torch.zeros_like(self.point)
+        return torch.autograd.grad(gradient, point, grad_outputs=vector, retain_graph=retain_graph)[0]
+
     def _double_backward(
         self, vector: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: float
     ) -> torch.Tensor:
         point = self.point.detach().requires_grad_(True)
-        loss = self.loss_fn(self._logits(point, x), y) * weight
-        (gradient,) = torch.autograd.grad(loss, point, create_graph=True)
-        # A loss that is linear in w has a gradient that does not depend on w.
-        if not gradient.requires_grad:
-            return torch.zeros_like(self.point)
-        return torch.autograd.grad(gradient, point, grad_outputs=vector)[0]
+        return self._second_backward(self._gradient(point, x, y, weight), point, vector, retain_graph=False)
 
     def _forward_over_reverse(
         self, vector: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weight: float

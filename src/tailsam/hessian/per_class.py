@@ -9,6 +9,7 @@ loss that is a plain mean of per-image losses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from tailsam.hessian.hvp import LossFn, LossHessian
 # fraction was 0.47, and both are mostly the null space. Counting only
 # eigenvalues below -1e-3 max|lambda| measured 0.023 against an exact 0.021.
 NEGATIVE_TOL = 1e-3
+
+# Turns the stored images of one class into model inputs (e.g. uint8 -> normalised float).
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def class_indices(
@@ -59,10 +63,18 @@ def class_hessian(
     chunk_size: int = 256,
     trainable_only: bool = True,
     method: str = "auto",
+    transform: Transform | None = None,
 ) -> LossHessian:
-    """The Hessian operator of `loss_fn`'s mean over class `class_id`'s images (see `class_indices`)."""
+    """The Hessian operator of `loss_fn`'s mean over class `class_id`'s images (see `class_indices`).
+
+    `transform`, if given, maps the selected images to model inputs, so that
+    `inputs` can stay in their stored form (uint8) and only one class at a time
+    is converted.
+    """
     positions = class_indices(targets, class_id, max_images=max_images, seed=seed)
-    return _subset_hessian(model, loss_fn, inputs, targets, positions, chunk_size, trainable_only, method)
+    return _subset_hessian(
+        model, loss_fn, inputs, targets, positions, chunk_size, trainable_only, method, transform
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ def class_spectrum(
     method: str = "auto",
     distribution: str = "rademacher",
     basis_device: torch.device | str | None = None,
+    transform: Transform | None = None,
 ) -> ClassSpectrum:
     """Loss, accuracy and Hessian spectrum of class `class_id` from `runs` Lanczos runs of `steps` steps.
 
@@ -139,7 +152,9 @@ def class_spectrum(
         raise ConfigError(f"negative_tol must be >= 0, got {negative_tol}")
     available = int((targets == class_id).sum())
     positions = class_indices(targets, class_id, max_images=max_images, seed=seed)
-    operator = _subset_hessian(model, loss_fn, inputs, targets, positions, chunk_size, trainable_only, method)
+    operator = _subset_hessian(
+        model, loss_fn, inputs, targets, positions, chunk_size, trainable_only, method, transform
+    )
     loss, accuracy = operator.loss_and_accuracy()
     density = stochastic_lanczos_quadrature(
         operator, steps, runs, seed=seed, distribution=distribution, basis_device=basis_device
@@ -173,14 +188,15 @@ def _subset_hessian(
     chunk_size: int,
     trainable_only: bool,
     method: str,
+    transform: Transform | None,
 ) -> LossHessian:
     # One class's images are few enough to move to the model's device once, not per product.
     device = next(model.parameters()).device
-    index = positions.to(inputs.device)
+    selected = inputs[positions.to(inputs.device)].to(device)
     return LossHessian(
         model,
         loss_fn,
-        inputs[index].to(device),
+        selected if transform is None else transform(selected),
         targets[positions.to(targets.device)].to(device),
         chunk_size=chunk_size,
         trainable_only=trainable_only,

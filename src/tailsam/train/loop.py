@@ -20,6 +20,7 @@ from tailsam.errors import UserError
 from tailsam.eval import evaluate
 from tailsam.train.checkpoint_eval import load_model_state
 from tailsam.train.build import build_criterion, build_data, build_network, build_optimizer, build_schedules
+from tailsam.train.hessian_run import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
 from tailsam.train.precision import resolve_device, resolve_precision
 from tailsam.train.signals import stop_on_signals
@@ -142,6 +143,8 @@ def train(config: Config, out, *, verbose: bool = True,
                 if best is None or result.top1 > best["top1"]:
                     best = {"epoch": epoch, "top1": result.top1, "group_accuracy": result.group_accuracy}
                 summary += f"  test {result.top1:.2f}%"
+                if config.hessian.every and epoch % config.hessian.every == 0:
+                    record["hessian"] = training_spectra(model, criterion, data.train, data.counts, config.hessian)
                 run.append_metrics(record)
                 tensorboard.scalars(epoch, {"train/loss": record["train_loss"], "train/acc": record["train_acc"],
                                             "lr": values["lr"], "rho": values.get("rho"), "test/top1": result.top1,

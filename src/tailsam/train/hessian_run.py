@@ -1,0 +1,203 @@
+"""Per-class Hessian spectra of a run: rebuilt from its checkpoint, or of the model as it trains.
+
+`tailsam.hessian` never imports `tailsam.train` (DESIGN.md); rebuilding a run
+needs the training builders, so this glue lives here.
+
+What is analysed, for each class c: the Hessian of the mean loss over class
+c's images of a split, model in eval mode. The train split is the run's
+long-tailed training set, not augmented unless asked (`augment=True` applies
+the training crop/flip once, with a fixed seed, as the paper's PyHessian
+runs saw augmented images). The loss:
+- "ce" (default, as in the paper): plain cross-entropy on the model's logits.
+  For a cosine ("normed") head these are the raw cosines in [-1, 1], without
+  LDAM's scale s.
+- "run": the run's own loss (LDAM's margins and scale, VS/LA's adjustments,
+  focal's gamma) with the class weights it trained with at the checkpoint's
+  epoch (DRW's weights once they are on). On one class's images a class weight
+  multiplies every term of the weighted mean and cancels, so per class the
+  weights change nothing; only the loss's own form does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tailsam.config import Config, HessianConfig, config_from_dict
+from tailsam.data import Augment, DeviceLoader, dataset_info
+from tailsam.data.augment import draw_crop_flip, gather_crops, normalize, pad_images
+from tailsam.errors import UserError
+from tailsam.hessian import ClassSpectrum, analyze, plot_densities, plot_ratio_vs_count, spectrum_record, spread_classes
+from tailsam.hessian.hvp import LossFn
+from tailsam.hessian.per_class import Transform
+from tailsam.train.build import build_criterion, build_data, build_network
+from tailsam.train.checkpoint_eval import checkpoint_path, load_model_state
+from tailsam.train.precision import resolve_device
+from tailsam.train.state import load_checkpoint, write_json
+
+SPLITS = ("train", "test")
+LOSSES = ("ce", "run")
+RESULTS_FILE = "results.json"
+DENSITY_PLOT = "densities.png"
+RATIO_PLOT = "ratio_vs_count.png"
+
+
+@dataclass(frozen=True)
+class RunSpectra:
+    """The per-class spectra of one checkpoint, with what was analysed and how."""
+
+    checkpoint: Path
+    recipe: str
+    epoch: int                     # epochs completed at the checkpoint
+    counts: list[int]              # training images per class
+    spectra: list[ClassSpectrum]
+    settings: dict                 # split, loss, augment, iters, runs, max_images, seed, method, device
+    seconds: float
+
+    def to_dict(self) -> dict:
+        """The content of results.json: settings, then one record per class (see `spectrum_record`)."""
+        return {
+            "checkpoint": str(self.checkpoint), "recipe": self.recipe, "epoch": self.epoch,
+            **self.settings, "train_counts": self.counts, "seconds": round(self.seconds, 2),
+            "classes": [spectrum_record(s, self.counts[s.class_id]) for s in self.spectra],
+        }
+
+    def write(self, folder: str | Path) -> dict[str, Path]:
+        """Write results.json and the two plots into `folder`; returns their paths by name."""
+        folder = Path(folder)
+        label = f"{self.recipe or self.checkpoint}, epoch {self.epoch}, {self.settings['split']} split"
+        paths = {
+            "densities": plot_densities(self.spectra, self.counts, folder / DENSITY_PLOT,
+                                        title=f"Per-class Hessian spectral density ({label})"),
+            "ratio": plot_ratio_vs_count({"": (self.spectra, self.counts)}, folder / RATIO_PLOT,
+                                         title=f"lambda_min / lambda_max by class size ({label})"),
+        }
+        results = {**self.to_dict(), "plots": {name: path.name for name, path in paths.items()}}
+        paths["results"] = folder / RESULTS_FILE
+        write_json(paths["results"], results)
+        return paths
+
+    def table(self) -> str:
+        """One line per class: size, loss, accuracy and the spectrum's summary."""
+        lines = [f"{'class':>5s} {'train':>6s} {'images':>6s} {'loss':>8s} {'acc%':>6s} {'lambda_max':>11s} "
+                 f"{'lambda_min':>11s} {'min/max':>8s} {'neg.mass':>8s} {'trace':>10s}"]
+        for s in self.spectra:
+            lines.append(f"{s.class_id:5d} {self.counts[s.class_id]:6d} {s.n_images:6d} {s.loss:8.4f} "
+                         f"{100 * s.accuracy:6.1f} {s.lambda_max:11.4g} {s.lambda_min:11.4g} "
+                         f"{s.eigenvalue_ratio:8.4f} {s.negative_mass:8.4f} {s.trace:10.4g}")
+        return "\n".join(lines)
+
+
+def hessian_dir(run_or_checkpoint: str | Path) -> Path:
+    """Where results go by default: RUN/hessian for a run directory or a checkpoint inside one."""
+    path = Path(run_or_checkpoint)
+    if path.is_dir():
+        return path / "hessian"
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return run / "hessian"
+
+
+def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | None = None, split: str = "train",
+                       loss: str = "ce", iters: int = 100, runs: int = 1, max_images: int | None = None,
+                       seed: int = 0, augment: bool = False, data_root: str | None = None,
+                       device: str = "auto") -> RunSpectra:
+    """Rebuild the run's model and data from a checkpoint and compute the spectra of `classes` (default: all).
+
+    `split`: "train" (the run's long-tailed training images) or "test".
+    `loss`: "ce" or "run" (see the module docstring). `augment`: apply the
+    dataset's training augmentation once, drawn from `seed`. `max_images` and
+    `seed` also pick at most that many images per class; `iters` and `runs`
+    are Lanczos steps and independent starts.
+    """
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if loss not in LOSSES:
+        raise UserError(f"unknown loss {loss!r}; choose ce (plain cross-entropy) or run (the run's own loss)")
+    path = checkpoint_path(run_or_checkpoint)
+    state = load_checkpoint(path)
+    if "config" not in state or "model" not in state:
+        raise UserError(f"{path}: holds no model or config; give a checkpoint written by tailsam train")
+    if "class_counts" not in state:
+        raise UserError(f"{path}: holds no class counts, which the analysis reports and checks classes against; "
+                        "give a checkpoint written by tailsam train")
+    config = config_from_dict(state["config"], where=f"{path} (config)")
+    if data_root is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
+    torch_device = resolve_device(device)
+    counts = [int(n) for n in state["class_counts"]]
+    data = build_data(config, torch_device)
+    if data.counts != counts:
+        raise UserError(f"{path}: the data rebuilt from its config has class counts {data.counts}, the checkpoint "
+                        f"{counts}; the dataset changed since training: point --data-root at the original files")
+    model = build_network(config, len(counts), data.in_channels, torch_device)
+    load_model_state(model, state["model"], path)
+    epoch = int(state["loader"]["epoch"])
+    # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
+    epoch_index = epoch if state["loader"]["position"] > 0 else epoch - 1
+    loader = data.train if split == "train" else data.test
+    started = time.perf_counter()
+    spectra = analyze(
+        model, stored_images(loader), loader.labels, counts, classes=classes,
+        loss_fn=_loss(config, loss, counts, torch_device, epoch_index), iters=iters, runs=runs,
+        max_images=max_images, seed=seed,
+        transform=model_inputs(loader, dataset_info(config.data.dataset).augment if augment else None, seed),
+        source=f"the {split} split of {path}",
+    )
+    settings = {"split": split, "loss": loss, "augment": augment, "iters": iters, "runs": runs,
+                "max_images": max_images, "seed": seed, "device": str(torch_device)}
+    return RunSpectra(path, config.recipe, epoch, counts, spectra, settings, time.perf_counter() - started)
+
+
+def training_spectra(model: nn.Module, criterion: nn.Module, loader: DeviceLoader, counts: list[int],
+                     settings: HessianConfig) -> list[dict]:
+    """The compact per-class records the training loop logs under "hessian" in metrics.jsonl.
+
+    Uses the training split without augmentation, the same seeded images every
+    time, and `criterion` as it stands this epoch for loss "run". It reads the
+    model without changing it or drawing from the global random generator, so
+    a resumed run stays bit-identical.
+    """
+    loss_fn = criterion if settings.loss == "run" else F.cross_entropy
+    spectra = analyze(model, stored_images(loader), loader.labels, counts,
+                      classes=spread_classes(counts, settings.classes), loss_fn=loss_fn, iters=settings.iters,
+                      max_images=settings.max_images, transform=model_inputs(loader, None, 0),
+                      source="the training split")
+    return [spectrum_record(s, counts[s.class_id], detail=False) for s in spectra]
+
+
+def stored_images(loader: DeviceLoader) -> torch.Tensor:
+    """The loader's uint8 NHWC images without the zero border it stores for random crops (a view, no copy)."""
+    pad = loader.augment.padding if loader.augment is not None else 0
+    return loader.images[:, pad:pad + loader.height, pad:pad + loader.width]
+
+
+def model_inputs(loader: DeviceLoader, augment: Augment | None, seed: int) -> Transform:
+    """uint8 images -> the loader's normalised float inputs; with `augment`, one crop/flip per image from `seed`.
+
+    The augmentation is drawn afresh from `seed` for each call (each class), so
+    an analysis is reproducible whatever classes it covers.
+    """
+    def transform(images: torch.Tensor) -> torch.Tensor:
+        if augment is not None:
+            top, left, flip = (t.to(images.device)
+                               for t in draw_crop_flip(len(images), augment, torch.Generator().manual_seed(seed)))
+            images = gather_crops(pad_images(images, augment.padding), torch.arange(len(images), device=images.device),
+                                  top, left, flip, loader.height, loader.width)
+        return normalize(images, loader.mean, loader.std, channels_last=loader.channels_last)
+
+    return transform
+
+
+def _loss(config: Config, name: str, counts: list[int], device: torch.device, epoch_index: int) -> LossFn:
+    if name == "ce":
+        return F.cross_entropy
+    criterion, drw = build_criterion(config, counts, device)
+    if drw is not None:
+        criterion.set_weight(drw.weight_at(epoch_index))
+    return criterion
