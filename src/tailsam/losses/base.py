@@ -8,6 +8,7 @@ weight set later (DRW) takes effect on the next call.
 
 from __future__ import annotations
 
+import abc
 from typing import Sequence
 
 import numpy as np
@@ -35,7 +36,7 @@ def as_class_counts(counts: ClassCounts) -> torch.Tensor:
     return counts
 
 
-class ClassCountLoss(nn.Module):
+class ClassCountLoss(nn.Module, abc.ABC):
     """Base of the tailsam losses: `forward(logits [N, C], target [N]) -> loss`.
 
     `weight` (tensor [C] or None) re-weights classes; `set_weight` replaces it
@@ -72,9 +73,9 @@ class ClassCountLoss(nn.Module):
         # A copy on the loss's device, so a later change to the caller's tensor cannot leak in.
         self.weight = weight.to(device=self.class_counts.device, dtype=torch.float32, copy=True)
 
+    @abc.abstractmethod
     def per_sample_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Unweighted loss of each sample, shape [N], from float32 `logits` [N, C]."""
-        raise NotImplementedError
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
