@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tailsam.data import CIFAR10, CIFAR100, CifarSpec
+from tailsam.data import CifarSpec
 
 
 @dataclasses.dataclass
