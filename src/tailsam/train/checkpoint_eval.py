@@ -10,7 +10,7 @@ import torch
 from tailsam.config import Config, config_from_dict
 from tailsam.errors import UserError
 from tailsam.eval import EvalResult, evaluate
-from tailsam.train.build import build_data, build_network
+from tailsam.train.build import RunData, build_data, build_network
 from tailsam.train.precision import resolve_device, resolve_precision
 from tailsam.train.state import RunDir, load_checkpoint
 
@@ -31,25 +31,53 @@ def load_model_state(model: torch.nn.Module, state: dict, path: Path) -> None:
                         "it was written for another architecture or class count") from None
 
 
-def evaluate_checkpoint(run_or_checkpoint: str | Path, *, data_root: str | None = None,
-                        device: str = "auto") -> tuple[EvalResult, Config, dict]:
-    """Rebuild the run's model and test set from the checkpoint's config and evaluate it.
+@dataclasses.dataclass
+class RestoredRun:
+    """A trained model rebuilt from its checkpoint, with the run's config, data and raw checkpoint state."""
 
-    Returns the result, the run's config and the checkpoint's data description.
+    path: Path
+    state: dict
+    config: Config
+    data: RunData
+    model: torch.nn.Module
+    device: torch.device
+
+
+def restore_run(run_or_checkpoint: str | Path, *, data_root: str | None = None, device: str = "auto") -> RestoredRun:
+    """Rebuild the run's model and data from the checkpoint's config and load the weights.
+
+    The rebuilt split must have the checkpoint's class counts, so an analysis never
+    silently runs on other data than the model was trained on.
     """
     path = checkpoint_path(run_or_checkpoint)
     state = load_checkpoint(path)
     if "config" not in state or "model" not in state:
         raise UserError(f"{path}: holds no model or config; give a checkpoint written by tailsam train")
+    if "class_counts" not in state:
+        raise UserError(f"{path}: holds no class counts, which evaluation and analysis check the data against; "
+                        "give a checkpoint written by tailsam train")
     config = config_from_dict(state["config"], where=f"{path} (config)")
     if data_root is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
-    config.train.device = device
     torch_device = resolve_device(device)
     data = build_data(config, torch_device)
-    model = build_network(config, len(data.counts), data.in_channels, torch_device)
+    counts = [int(n) for n in state["class_counts"]]
+    if data.counts != counts:
+        raise UserError(f"{path}: the data rebuilt from its config has class counts {data.counts}, the checkpoint "
+                        f"{counts}; the dataset changed since training: point --data-root at the original files")
+    model = build_network(config, len(counts), data.in_channels, torch_device)
     load_model_state(model, state["model"], path)
-    precision = resolve_precision(config.train.precision, torch_device)
-    result = evaluate(model, data.test, data.counts, autocast_dtype=precision.dtype,
-                      many_above=config.eval.many_threshold, few_below=config.eval.few_threshold)
-    return result, config, data.summary
+    return RestoredRun(path, state, config, data, model, torch_device)
+
+
+def evaluate_checkpoint(run_or_checkpoint: str | Path, *, data_root: str | None = None,
+                        device: str = "auto") -> tuple[EvalResult, Config, dict]:
+    """Evaluate a run's model on its own test set.
+
+    Returns the result, the run's config and the checkpoint's data description.
+    """
+    run = restore_run(run_or_checkpoint, data_root=data_root, device=device)
+    precision = resolve_precision(run.config.train.precision, run.device)
+    result = evaluate(run.model, run.data.test, run.data.counts, autocast_dtype=precision.dtype,
+                      many_above=run.config.eval.many_threshold, few_below=run.config.eval.few_threshold)
+    return result, run.config, run.data.summary

@@ -20,7 +20,6 @@ runs saw augmented images). The loss:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailsam.config import Config, HessianConfig, config_from_dict
+from tailsam.config import Config, HessianConfig
 from tailsam.data import Augment, DeviceLoader, dataset_info
 from tailsam.data.augment import draw_crop_flip, gather_crops, normalize, pad_images
 from tailsam.errors import UserError
 from tailsam.hessian import ClassSpectrum, analyze, plot_densities, plot_ratio_vs_count, spectrum_record, spread_classes
 from tailsam.hessian.hvp import LossFn
 from tailsam.hessian.per_class import Transform
-from tailsam.train.build import build_criterion, build_data, build_network
-from tailsam.train.checkpoint_eval import checkpoint_path, load_model_state
-from tailsam.train.precision import resolve_device
-from tailsam.train.state import load_checkpoint, write_json
+from tailsam.train.build import build_criterion
+from tailsam.train.checkpoint_eval import restore_run
+from tailsam.train.state import write_json
 
 SPLITS = ("train", "test")
 LOSSES = ("ce", "run")
@@ -119,24 +117,9 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
         raise UserError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if loss not in LOSSES:
         raise UserError(f"unknown loss {loss!r}; choose ce (plain cross-entropy) or run (the run's own loss)")
-    path = checkpoint_path(run_or_checkpoint)
-    state = load_checkpoint(path)
-    if "config" not in state or "model" not in state:
-        raise UserError(f"{path}: holds no model or config; give a checkpoint written by tailsam train")
-    if "class_counts" not in state:
-        raise UserError(f"{path}: holds no class counts, which the analysis reports and checks classes against; "
-                        "give a checkpoint written by tailsam train")
-    config = config_from_dict(state["config"], where=f"{path} (config)")
-    if data_root is not None:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, root=data_root))
-    torch_device = resolve_device(device)
-    counts = [int(n) for n in state["class_counts"]]
-    data = build_data(config, torch_device)
-    if data.counts != counts:
-        raise UserError(f"{path}: the data rebuilt from its config has class counts {data.counts}, the checkpoint "
-                        f"{counts}; the dataset changed since training: point --data-root at the original files")
-    model = build_network(config, len(counts), data.in_channels, torch_device)
-    load_model_state(model, state["model"], path)
+    restored = restore_run(run_or_checkpoint, data_root=data_root, device=device)
+    path, state, config, data, model = restored.path, restored.state, restored.config, restored.data, restored.model
+    torch_device, counts = restored.device, data.counts
     epoch = int(state["loader"]["epoch"])
     # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
     epoch_index = epoch if state["loader"]["position"] > 0 else epoch - 1
