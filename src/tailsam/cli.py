@@ -8,6 +8,7 @@ import sys
 
 from tailsam import __version__
 from tailsam.errors import UserError
+from tailsam.train.distributed import DistributedFailure, processes_from_environment
 from tailsam.train.loop import RunInterrupted, TrainingDiverged
 
 
@@ -85,6 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tailsam.train import train
 
     final = train(_train_config(args), args.out, verbose=not args.quiet)
+    if not processes_from_environment().is_main:   # under torchrun, rank 0 reports
+        return 0
     groups = "  ".join(f"{k} {v:.2f}" for k, v in final["group_accuracy"].items() if v is not None)
     print(f"final top-1 {final['top1']:.2f}%  ({groups})  -> {args.out}")
     return 0
@@ -209,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"tailsam: error: {err}", file=sys.stderr)
         return 2
-    except (RunInterrupted, TrainingDiverged) as stop:
+    except (RunInterrupted, TrainingDiverged, DistributedFailure) as stop:
         print(f"tailsam: {stop}", file=sys.stderr)
         return getattr(stop, "exit_code", 3)
     except KeyboardInterrupt:

@@ -68,6 +68,10 @@ class SamConfig:
     rho_schedule: str = "constant"
     rho_args: dict[str, Any] = field(default_factory=dict)
     freeze_bn: bool = True            # the perturbed pass leaves BatchNorm running statistics alone
+    # Data-parallel runs: "global" perturbs along the gradient averaged over all processes (the
+    # same step as one process with the global batch); "local" along each process's own
+    # gradient (m-sharpness, m = per-process batch).
+    perturbation: str = "global"
 
 
 @dataclass
@@ -82,6 +86,7 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0                     # model initialisation and batch order
     tensorboard: bool = True          # when the tensorboard package is installed
+    sync_bn: bool = False             # data-parallel on GPUs: BatchNorm statistics over the global batch
 
 
 @dataclass
@@ -169,6 +174,7 @@ def check(config: Config) -> Config:
     need(o.batch_size >= 1, "optim.batch_size", ">= 1", o.batch_size)
     need(s.kind in ("none", "sam", "asam"), "sam.kind", "none, sam or asam", s.kind)
     need(s.rho >= 0 and math.isfinite(s.rho), "sam.rho", ">= 0", s.rho)
+    need(s.perturbation in ("global", "local"), "sam.perturbation", "global or local", s.perturbation)
     need(l.weighting in ("none", "cb", "drw"), "loss.weighting", "none, cb or drw", l.weighting)
     need(l.drw_start >= 0, "loss.drw_start", ">= 0", l.drw_start)
     need(0 <= l.beta < 1, "loss.beta", "in [0, 1)", l.beta)

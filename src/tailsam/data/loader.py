@@ -37,12 +37,18 @@ class DeviceLoader:
     epoch; breaking out and iterating again continues the same epoch. The
     state (epoch, batches consumed, generator state at the epoch's start)
     round-trips through `state_dict`, so a resumed run sees the same batches.
+
+    Data-parallel: with `world_size` N, `batch_size` is per process and the
+    loader walks the order of one process with batch `batch_size * N`; process
+    `rank` takes piece `rank` of each global batch (`tensor_split` into N). A
+    last global batch with fewer than N images is dropped, since every process
+    must take every step.
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
                  batch_size: int, mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
                  sampler: str = "instance", augment: Augment | None = None, channels_last: bool = False,
-                 drop_last: bool = False, seed: int = 0):
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
         images = torch.as_tensor(images)
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} {list(images.shape)}")
@@ -50,6 +56,9 @@ class DeviceLoader:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.drop_last = drop_last
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
+        self.rank, self.world_size = rank, world_size
         self.channels_last = channels_last
         self.augment = augment
         self.height, self.width = images.shape[1:3]
@@ -66,8 +75,8 @@ class DeviceLoader:
         self._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_images, self.batch_size)
-        return full if self.drop_last or not rest else full + 1
+        full, rest = divmod(self.num_images, self.batch_size * self.world_size)
+        return full if self.drop_last or rest < self.world_size else full + 1
 
     def epoch_plan(self) -> EpochPlan:
         """The current epoch's draws (recomputed from the stored generator state; no side effects)."""
@@ -90,7 +99,8 @@ class DeviceLoader:
         on_device = EpochPlan(*(t.to(self.device, non_blocking=True) if t is not None else None
                                 for t in (plan.order, plan.top, plan.left, plan.flip)))
         while self.position < len(self):
-            batch = slice(self.position * self.batch_size, (self.position + 1) * self.batch_size)
+            size = self.batch_size * self.world_size
+            batch = slice(self.position * size, (self.position + 1) * size)
             self.position += 1
             yield self._batch(on_device, batch)
         self._start_next_epoch(next_state)
@@ -100,13 +110,17 @@ class DeviceLoader:
         self.position = 0
         self._epoch_start_state = state
 
+    def _piece(self, draws: torch.Tensor, batch: slice) -> torch.Tensor:
+        """This process's piece of the global batch `batch` of one epoch's draws."""
+        return draws[batch].tensor_split(self.world_size)[self.rank] if self.world_size > 1 else draws[batch]
+
     def _batch(self, plan: EpochPlan, batch: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        index = plan.order[batch]
+        index = self._piece(plan.order, batch)
         if self.augment is None:
             images = self.images[index]
         else:
-            images = gather_crops(self.images, index, plan.top[batch], plan.left[batch], plan.flip[batch],
-                                  self.height, self.width)
+            images = gather_crops(self.images, index, self._piece(plan.top, batch), self._piece(plan.left, batch),
+                                  self._piece(plan.flip, batch), self.height, self.width)
         return normalize(images, self.mean, self.std, channels_last=self.channels_last), self.labels[index]
 
     def state_dict(self) -> dict:

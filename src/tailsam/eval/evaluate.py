@@ -14,7 +14,7 @@ from torch import nn
 
 from tailsam.eval.groups import FEW_BELOW, MANY_ABOVE, class_groups
 from tailsam.eval.metrics import confusion_matrix, group_accuracies, per_class_accuracy_from_confusion
-from tailsam.eval.predict import predict
+from tailsam.eval.predict import gather_from_processes, predict
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
              num_classes: int | None = None, *,
              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
              autocast_dtype: torch.dtype | None = None, many_above: int = MANY_ABOVE,
-             few_below: int = FEW_BELOW) -> EvalResult:
+             few_below: int = FEW_BELOW, across_processes: bool = False) -> EvalResult:
     """Evaluate `model` on every batch of `loader`; `train_counts[c]` = training images of class c.
 
     `num_classes` defaults to len(train_counts) and must equal it. With
@@ -112,12 +112,17 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
     is honoured exactly rather than approximated by averaging batch means.
     Without it only the predicted classes are kept, not the logits.
     Group thresholds: many = count > `many_above`, few = count < `few_below`.
+    With `across_processes`, each process of the default process group holds
+    one shard of the test set in `loader`; the outputs of all shards are
+    gathered and every process returns the result for the whole test set.
     """
     if num_classes is None:
         num_classes = len(train_counts)
     if len(train_counts) != num_classes:
         raise ValueError(f"train_counts has {len(train_counts)} entries but num_classes is {num_classes}")
     outputs, labels = predict(model, loader, autocast_dtype=autocast_dtype, keep_logits=loss_fn is not None)
+    if across_processes:
+        outputs, labels = gather_from_processes(outputs), gather_from_processes(labels)
     if outputs.ndim == 2 and outputs.shape[1] != num_classes:
         raise ValueError(f"the model outputs {outputs.shape[1]} logits per image but num_classes is {num_classes}")
     mean_loss = None

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 
@@ -65,3 +66,22 @@ def predict(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]
     if not outputs:
         raise ValueError("the evaluation loader yielded no batches; the test split is empty")
     return torch.cat(outputs), torch.cat(labels)
+
+
+def gather_from_processes(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` of every process of the default process group, joined along dim 0 in rank order.
+
+    The processes may hold different numbers of rows (the last shard of a test
+    set is often shorter): each is padded to the longest for the all-gather and
+    trimmed after it.
+    """
+    world_size = dist.get_world_size()
+    rows = torch.tensor([len(tensor)], device=tensor.device)
+    all_rows = [torch.empty_like(rows) for _ in range(world_size)]
+    dist.all_gather(all_rows, rows)
+    sizes = [int(n) for n in torch.cat(all_rows).tolist()]
+    padded = tensor.new_zeros((max(sizes), *tensor.shape[1:]))
+    padded[:len(tensor)] = tensor
+    pieces = [torch.empty_like(padded) for _ in range(world_size)]
+    dist.all_gather(pieces, padded)
+    return torch.cat([piece[:n] for piece, n in zip(pieces, sizes)])

@@ -77,7 +77,12 @@ class ClassCountLoss(nn.Module, abc.ABC):
     def per_sample_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Unweighted loss of each sample, shape [N], from float32 `logits` [N, C]."""
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def weighted_losses(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-sample losses times their class weights, and those weights ([N] each; None without weights).
+
+        The "mean" reduction is their sum over the weights' sum; a data-parallel
+        run sums both over every process before dividing (train/distributed.py).
+        """
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
             raise ValueError(
                 f"{type(self).__name__} expects logits [N, {self.num_classes}], got {list(logits.shape)}"
@@ -86,9 +91,14 @@ class ClassCountLoss(nn.Module, abc.ABC):
         # loses the small margins that the long-tail losses are built on.
         losses = self.per_sample_loss(logits.float(), target)
         if self.weight is None:
-            return losses if self.reduction == "none" else getattr(losses, self.reduction)()
+            return losses, None
         sample_weight = self.weight[target]
-        losses = sample_weight * losses
-        if self.reduction == "mean":
-            return losses.sum() / sample_weight.sum()
-        return losses if self.reduction == "none" else losses.sum()
+        return sample_weight * losses, sample_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses, sample_weight = self.weighted_losses(logits, target)
+        if self.reduction == "none":
+            return losses
+        if self.reduction == "sum" or (self.reduction == "mean" and sample_weight is None):
+            return getattr(losses, self.reduction)()
+        return losses.sum() / sample_weight.sum()

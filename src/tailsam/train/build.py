@@ -26,7 +26,8 @@ class RunData:
     summary: dict          # data.json
 
 
-def build_data(config: Config, device: torch.device) -> RunData:
+def build_data(config: Config, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunData:
+    """The run's loaders; with `world_size` > 1, this process's share (see DeviceLoader) and test shard."""
     d = config.data
     data = load_dataset(d.dataset, d.root, download=d.download)
     split = select_longtail(data.y_train, data.num_classes, profile=d.profile, ratio=d.ratio, seed=d.seed,
@@ -39,8 +40,9 @@ def build_data(config: Config, device: torch.device) -> RunData:
     loader_args = dict(mean=info.mean, std=info.std, device=device, channels_last=config.train.channels_last)
     train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
                          batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,
-                         seed=config.train.seed, **loader_args)
-    test = DeviceLoader(data.x_test[test_index], data.y_test[test_index], batch_size=config.eval.batch_size,
+                         seed=config.train.seed, rank=rank, world_size=world_size, **loader_args)
+    shard = np.array_split(test_index, world_size)[rank]   # gathered again after prediction
+    test = DeviceLoader(data.x_test[shard], data.y_test[shard], batch_size=config.eval.batch_size,
                         sampler="sequential", **loader_args)
     summary = {
         "dataset": d.dataset, "profile": d.profile, "ratio": d.ratio, "seed": d.seed,

@@ -5,28 +5,36 @@
 DESIGN.md. Inside an epoch nothing waits for the host: losses and accuracy
 accumulate on the device and are read once per epoch, where a non-finite loss
 stops the run before it can overwrite the last good checkpoint.
+
+Launched by torchrun, every process runs this loop on its share of each
+global batch (train/distributed.py); rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 
 from tailsam.config import Config, load_config, save_config
 from tailsam.errors import UserError
 from tailsam.eval import evaluate
-from tailsam.train.checkpoint_eval import load_model_state
+from tailsam.optim import SAM, apply_schedules
 from tailsam.train.build import build_criterion, build_data, build_network, build_optimizer, build_schedules
+from tailsam.train.checkpoint_eval import load_model_state
+from tailsam.train.distributed import (DistributedFailure, GlobalBatchLoss, Processes, any_process,
+                                       broadcast_from_main, check_same_everywhere, process_device, process_group,
+                                       processes_from_environment, sum_over_processes, wrap_model)
 from tailsam.train.hessian_run import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
-from tailsam.train.precision import resolve_device, resolve_precision
+from tailsam.train.precision import resolve_precision
 from tailsam.train.signals import stop_on_signals
 from tailsam.train.state import RunDir, environment, load_checkpoint, save_checkpoint, write_json
 from tailsam.train.step import sam_step, sgd_step
-from tailsam.optim import SAM, apply_schedules
 
 
 class RunInterrupted(Exception):
@@ -41,23 +49,58 @@ class TrainingDiverged(Exception):
     """The training loss became NaN or inf; the last good checkpoint is left as it was."""
 
 
+# Data-parallel processes agree on a stop signal every this many steps (one tiny all-reduce and a
+# host synchronisation each time): a stop needs every process at the same step.
+STOP_CHECK_STEPS = 20
+
+
 def train(config: Config, out, *, verbose: bool = True,
           on_step: Callable[[int, int], None] | None = None) -> dict:
     """Train `config` into the run directory `out` (resuming it if it holds a checkpoint); returns final.json.
 
     `on_step(epoch, step)` is called after every update (progress hooks, tests).
+    Under torchrun (WORLD_SIZE > 1 in the environment) this process joins the
+    run's process group; only rank 0 writes files and prints.
     """
+    processes = processes_from_environment()
+    device = process_device(config.train.device, processes)
+    with process_group(processes, device):
+        try:
+            return _train(config, out, processes, device, verbose=verbose and processes.is_main, on_step=on_step)
+        except RuntimeError as err:
+            if not (processes.distributed and _lost_contact(err)):
+                raise
+            # "[.../pair.cc:561] Connection closed by peer [127.0.0.1]:41693. This is typically ..." -> its core
+            reason = re.sub(r"^\[[^\]]*\]\s*", "", str(err).strip().splitlines()[0]).split(". ")[0][:200]
+            raise DistributedFailure(
+                f"process {processes.rank} of {processes.world_size} lost contact with the others ({reason}); "
+                f"{RunDir(out).checkpoint} holds the last saved state: run the same command to resume") from None
+
+
+def _lost_contact(err: RuntimeError) -> bool:
+    """A collective failed because another process is gone (gloo and NCCL raise plain RuntimeErrors too)."""
+    text = str(err)
+    return isinstance(err, dist.DistError) or any(mark in text for mark in ("gloo", "NCCL", "Connection", "c10d"))
+
+
+def _train(config: Config, out, processes: Processes, device: torch.device, *, verbose: bool,
+           on_step: Callable[[int, int], None] | None) -> dict:
     run = RunDir(out)
+    main = processes.is_main
     resuming = run.checkpoint.is_file()
+    check_same_everywhere([int(resuming)], processes, device, "whether --out holds a checkpoint")
     if resuming:
         _check_same_config(run, config)
-    device = resolve_device(config.train.device)
     precision = resolve_precision(config.train.precision, device)
+    if processes.distributed:
+        _check_data_parallel(config)
 
     torch.manual_seed(config.train.seed)
-    data = build_data(config, device)
+    data = build_data(config, device, rank=processes.rank, world_size=processes.world_size)
     model = build_network(config, len(data.counts), data.in_channels, device)
+    net = wrap_model(model, processes, device, sync_bn=config.train.sync_bn)   # what the update steps run
     criterion, drw = build_criterion(config, data.counts, device)
+    loss_fn = GlobalBatchLoss(criterion, processes.world_size) if processes.distributed else criterion
     optimizer = build_optimizer(config, model)
     lr_schedule, rho_schedule = build_schedules(config)
     scaler = precision.grad_scaler()
@@ -66,65 +109,82 @@ def train(config: Config, out, *, verbose: bool = True,
 
     if resuming:
         state = load_checkpoint(run.checkpoint, map_location=device)
+        if state.get("world_size", 1) != processes.world_size:
+            raise UserError(f"{run.checkpoint} was written by {state.get('world_size', 1)} process(es), this run "
+                            f"has {processes.world_size}; resume with the same number (it sets the global batch)")
         load_model_state(model, state["model"], run.checkpoint)
         optimizer.load_state_dict(state["optimizer"])
         data.train.load_state_dict(state["loader"])
-        totals.copy_(state["epoch_totals"])
+        if main:   # the saved totals are the sum over all processes: count them once
+            totals.copy_(state["epoch_totals"])
         torch.set_rng_state(state["rng"])
         if scaler is not None:
             scaler.load_state_dict(state["scaler"])
         best = state["best"]
-        run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
-    else:
+        check_same_everywhere([data.train.epoch, data.train.position], processes, device, "the checkpoint")
+        if main:
+            run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
+    elif main:
         run.create()
         save_config(config, run.config)
-        write_json(run.env, environment(device))
+        write_json(run.env, {**environment(device), "processes": processes.world_size})
         write_json(run.data, data.summary)
         run.metrics.unlink(missing_ok=True)
 
     def checkpoint() -> None:
-        save_checkpoint(run.checkpoint, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "loader": data.train.state_dict(), "epoch_totals": totals.cpu(), "rng": torch.get_rng_state(),
-            "scaler": scaler.state_dict() if scaler is not None else None, "best": best,
-            "config": config.to_dict(), "class_counts": data.counts, "data": data.summary,
-        })
+        epoch_totals = sum_over_processes(totals, processes)   # every process takes part
+        if main:
+            save_checkpoint(run.checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "loader": data.train.state_dict(), "epoch_totals": epoch_totals.cpu(), "rng": torch.get_rng_state(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "best": best,
+                "config": config.to_dict(), "class_counts": data.counts, "data": data.summary,
+                "world_size": processes.world_size,
+            })
 
     epochs = config.train.epochs
     progress = EpochProgress(epochs, len(data.train), enabled=verbose)
-    tensorboard = TensorBoardLog(run.root, config.train.tensorboard)
+    tensorboard = TensorBoardLog(run.root, config.train.tensorboard and main)
     started = time.perf_counter()
     trained_images, training_seconds = 0, 0.0   # this session, evaluation excluded
-    with stop_on_signals() as stop:
+    # torchrun passes a Ctrl-C on to its processes, which have had it already: a repeat must not
+    # cut short the checkpoint it asked for (torchrun kills them if they take too long).
+    with stop_on_signals(repeat_interrupts=not processes.distributed) as stop:
         while (epoch := data.train.epoch + 1) <= epochs:
             values = apply_schedules(optimizer, epoch, lr=lr_schedule, rho=rho_schedule)
             if drw is not None:
                 criterion.set_weight(drw.weight_at(epoch - 1))
-            model.train()
+            net.train()
             progress.start_epoch(epoch, data.train.position)
             epoch_start = time.perf_counter()
             for images, labels in data.train:
                 if isinstance(optimizer, SAM):
-                    loss, logits = sam_step(model, criterion, optimizer, images, labels,
-                                            autocast=precision.autocast, freeze_bn=config.sam.freeze_bn, scaler=scaler)
+                    loss, logits = sam_step(net, loss_fn, optimizer, images, labels,
+                                            autocast=precision.autocast, freeze_bn=config.sam.freeze_bn, scaler=scaler,
+                                            local_perturbation=config.sam.perturbation == "local"
+                                            and processes.distributed)
                 else:
-                    loss, logits = sgd_step(model, criterion, optimizer, images, labels,
+                    loss, logits = sgd_step(net, loss_fn, optimizer, images, labels,
                                             autocast=precision.autocast, scaler=scaler)
                 # Scalars from the host ride along as kernel arguments: no copy, no synchronisation.
-                totals[0] += loss * len(labels)
+                # Data-parallel, each process adds 1/N of the global batch's loss sum.
+                totals[0] += (loss * loss_fn.images / processes.world_size if processes.distributed
+                              else loss * len(labels))
                 totals[1] += (logits.argmax(1) == labels).sum()
                 totals[2] += len(labels)
                 trained_images += len(labels)
                 progress.step()
                 if on_step is not None:
                     on_step(epoch, data.train.position - 1)
-                if stop.requested and data.train.position < len(data.train):
+                position = data.train.position
+                if (position < len(data.train) and (not processes.distributed or position % STOP_CHECK_STEPS == 0)
+                        and any_process(stop.requested, processes, device)):
                     checkpoint()
                     raise RunInterrupted(f"stopped by signal {stop.signum} in epoch {epoch} after step "
                                          f"{data.train.position}; saved {run.checkpoint}; run the same "
                                          "command to resume", stop.signum)
 
-            loss_sum, correct, seen = totals.tolist()   # the epoch's one host synchronisation
+            loss_sum, correct, seen = sum_over_processes(totals, processes).tolist()   # the epoch's one host sync
             totals.zero_()
             training_seconds += time.perf_counter() - epoch_start
             if not math.isfinite(loss_sum):
@@ -138,29 +198,38 @@ def train(config: Config, out, *, verbose: bool = True,
                        f"lr {values['lr']:.3g}" + (f"  rho {values['rho']:.3g}" if "rho" in values else ""))
             if epoch % config.train.eval_every == 0 or epoch == epochs:
                 result = evaluate(model, data.test, data.counts, autocast_dtype=precision.dtype,
-                                  many_above=config.eval.many_threshold, few_below=config.eval.few_threshold)
+                                  many_above=config.eval.many_threshold, few_below=config.eval.few_threshold,
+                                  across_processes=processes.distributed)
                 record.update(test=result.to_dict(include_confusion=epoch == epochs))
                 if best is None or result.top1 > best["top1"]:
                     best = {"epoch": epoch, "top1": result.top1, "group_accuracy": result.group_accuracy}
                 summary += f"  test {result.top1:.2f}%"
                 if config.hessian.every and epoch % config.hessian.every == 0:
                     record["hessian"] = training_spectra(model, criterion, data.train, data.counts, config.hessian)
-                run.append_metrics(record)
+                if main:
+                    run.append_metrics(record)
                 tensorboard.scalars(epoch, {"train/loss": record["train_loss"], "train/acc": record["train_acc"],
                                             "lr": values["lr"], "rho": values.get("rho"), "test/top1": result.top1,
                                             **{f"test/{k}": v for k, v in result.group_accuracy.items()}})
             checkpoint()
             progress.end_epoch(f"{summary}  ({time.perf_counter() - epoch_start:.1f}s)")
-            if stop.requested and epoch < epochs:
+            if epoch < epochs and any_process(stop.requested, processes, device):
                 raise RunInterrupted(f"stopped by signal {stop.signum} after epoch {epoch}; saved {run.checkpoint}; "
                                      "run the same command to resume", stop.signum)
     tensorboard.close()
+    trained_images = int(sum_over_processes(torch.tensor([trained_images], device=device), processes).item())
+    return broadcast_from_main(_write_final(run, data.counts, best, started, trained_images, training_seconds)
+                               if main else None, processes)
 
+
+def _write_final(run: RunDir, counts: list[int], best: dict | None, started: float, trained_images: int,
+                 training_seconds: float) -> dict:
+    """final.json: the last epoch's test metrics, and the best epoch labelled as chosen on the test set."""
     final_record = run.read_metrics()[-1]
     final = {
         "epoch": final_record["epoch"], "top1": final_record["test"]["top1"],
         "group_accuracy": final_record["test"]["group_accuracy"], "per_class": final_record["test"]["per_class"],
-        "train_counts": data.counts,
+        "train_counts": counts,
         # Chosen by looking at the test set: never a result to report, only a diagnostic.
         "best_epoch_on_test_set": best,
         "seconds_this_session": round(time.perf_counter() - started, 1),
@@ -168,6 +237,16 @@ def train(config: Config, out, *, verbose: bool = True,
     }
     write_json(run.final, final)
     return final
+
+
+def _check_data_parallel(config: Config) -> None:
+    """Settings that a data-parallel run cannot honour, refused before any work."""
+    if config.hessian.every:
+        raise UserError("hessian.every is not supported under torchrun; train with hessian.every=0 and run "
+                        "`tailsam hessian RUN` on the finished run")
+    if config.sam.perturbation == "local" and config.train.precision == "fp16":
+        raise UserError("sam.perturbation=local with train.precision=fp16 would let processes skip different "
+                        "steps on overflow; use bf16 or fp32")
 
 
 # Where the data lives, whether to download it, the device and logging may change between

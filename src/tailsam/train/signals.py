@@ -22,8 +22,9 @@ class StopRequest:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
-    """Within the block the first stop signal only sets the request; a second one interrupts at once.
+def stop_on_signals(*, repeat_interrupts: bool = True) -> Iterator[StopRequest]:
+    """Within the block the first stop signal only sets the request; a second one interrupts at once
+    (with `repeat_interrupts`; else further signals are ignored, the request stands).
 
     Signal handlers can only be installed from the main thread; elsewhere the
     request simply never fires.
@@ -35,7 +36,9 @@ def stop_on_signals() -> Iterator[StopRequest]:
 
     def handler(signum, frame):
         if request.requested:
-            raise KeyboardInterrupt
+            if repeat_interrupts:
+                raise KeyboardInterrupt
+            return
         request.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}

@@ -3,6 +3,13 @@
 Both return the loss and the logits of the pass at the current weights w,
 detached and still on the device: the caller accumulates them there, so a step
 never waits for the host.
+
+Under DistributedDataParallel (`model` wrapped in it) every backward pass
+averages the gradients over the processes, so SAM's perturbation comes from
+the global-batch gradient: the same step as one process with the global
+batch. `local_perturbation=True` runs the first pass under `no_sync`, so each
+process perturbs along its own piece's gradient (m-sharpness with m = the
+per-process batch, Foret et al. 2021); the second pass is averaged as usual.
 """
 
 from __future__ import annotations
@@ -39,13 +46,16 @@ def sgd_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer
 
 def sam_step(model: nn.Module, loss_fn: LossFn, optimizer: SAM,
              images: torch.Tensor, labels: torch.Tensor, *, autocast: Autocast,
-             freeze_bn: bool, scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             freeze_bn: bool, scaler: torch.amp.GradScaler | None = None,
+             local_perturbation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """SAM: gradient at w, move to w + e, gradient there, back to w and step with it."""
-    with autocast():
-        logits = model(images)
-        loss = loss_fn(logits, labels)
     optimizer.zero_grad(set_to_none=True)
-    (loss if scaler is None else scaler.scale(loss)).backward()
+    # no_sync must hold over the forward and the backward of the pass it keeps local.
+    with model.no_sync() if local_perturbation else nullcontext():
+        with autocast():
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+        (loss if scaler is None else scaler.scale(loss)).backward()
     if not optimizer.first_step(zero_grad=True, scaler=scaler):
         return loss.detach(), logits.detach()   # fp16 overflow: both steps skipped, scaler updated
 

@@ -1,0 +1,142 @@
+"""Data-parallel training under torchrun: 2 gloo processes on the CPU against one process.
+
+Exactness needs a model without BatchNorm (SyncBatchNorm has no CPU version,
+and plain BatchNorm normalises each process's piece by itself): the runs use
+tests/ddp_worker.py's "tiny-convnet". The kill/resume test uses ResNet-8 with
+BatchNorm, since it compares two 2-process runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ddp_worker  # registers tiny-convnet in this process too
+from tailsam.cli import main as tailsam_main
+
+WORKER = Path(ddp_worker.__file__)
+# DRW from the 2nd epoch, so the class-weighted global mean is exercised; per-process batch 32 on 405
+# images leaves a last global batch of 21, split 11/10, so the pieces differ in size too.
+TINY_RUN = ["model.name=tiny-convnet", "optim.lr=0.05", "train.epochs=2", "loss.drw_start=1", "train.eval_every=1",
+            "train.tensorboard=false"]
+
+
+def torchrun(args: list[str], *, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc-per-node 2 tests/ddp_worker.py ARGS` with one thread per process."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(WORKER), *args]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parent), **(env or {})}
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("recipe", ["digits-ce-drw", "digits-ce-drw-sam"])
+def test_two_processes_equal_one_with_the_global_batch(tmp_path, recipe):
+    torchrun(["train", recipe, *TINY_RUN, "optim.batch_size=32", "--out", str(tmp_path / "two"), "--quiet"])
+    assert tailsam_main(["train", recipe, *TINY_RUN, "optim.batch_size=64", "--out", str(tmp_path / "one"),
+                         "--quiet"]) == 0
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    assert two.keys() == one.keys()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)
+    # The logs agree too: the loss summed over processes, the test set gathered from both shards.
+    lines = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+             for run in ("two", "one")]
+    for a, b in zip(*lines):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+        assert a["train_acc"] == b["train_acc"] and a["test"]["num_images"] == b["test"]["num_images"] == 500
+        assert a["test"]["per_class"] == b["test"]["per_class"]
+    env = json.loads((tmp_path / "two" / "env.json").read_text())
+    assert env["processes"] == 2
+
+
+def _hand_built_sam(local: bool) -> dict[str, torch.Tensor]:
+    """SAM + SGD(momentum, weight decay) written out on ddp_worker's linear model and pieces.
+
+    global: one perturbation from the gradient of the whole global batch;
+    local: process r perturbs along its own piece's gradient. Either way the
+    update uses the global-batch mean of the gradients at the perturbed weights.
+    """
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    params = [model.weight.detach().clone(), model.bias.detach().clone()]
+    buffers = None
+
+    def piece_grads(w, x, y):
+        w = [t.clone().requires_grad_() for t in w]
+        loss = F.cross_entropy(x @ w[0].T + w[1], y, reduction="sum")
+        return torch.autograd.grad(loss, w)
+
+    def perturbation(grads):
+        norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+        return [ddp_worker.SAM_RHO * g / norm for g in grads]
+
+    for step in range(ddp_worker.SAM_STEPS):
+        pieces = ddp_worker.sam_step_pieces(step)
+        n = sum(len(y) for _, y in pieces)
+        if local:
+            e = [perturbation(piece_grads(params, x, y)) for x, y in pieces]
+        else:
+            total = [sum(gs) for gs in zip(*(piece_grads(params, x, y) for x, y in pieces))]
+            e = [perturbation(total)] * len(pieces)
+        grads = [sum(gs) / n for gs in zip(*(piece_grads([p + ep for p, ep in zip(params, e_r)], x, y)
+                                              for (x, y), e_r in zip(pieces, e)))]
+        d = [g + 1e-3 * p for g, p in zip(grads, params)]
+        buffers = d if buffers is None else [0.9 * b + di for b, di in zip(buffers, d)]
+        params = [p - ddp_worker.SAM_LR * b for p, b in zip(params, buffers)]
+    return {"weight": params[0], "bias": params[1]}
+
+
+def test_sam_perturbation_global_and_local_equal_hand_built_steps(tmp_path):
+    results = {}
+    torchrun(["sam-steps", str(tmp_path)])
+    for mode in ("global", "local"):
+        results[mode] = torch.load(tmp_path / f"{mode}.pt", weights_only=True)
+        expected = _hand_built_sam(local=mode == "local")
+        for key in expected:
+            torch.testing.assert_close(results[mode][key], expected[key], rtol=0, atol=1e-6, msg=f"{mode} {key}")
+    # m-sharpness is a different algorithm, not a rounding difference.
+    assert (results["global"]["weight"] - results["local"]["weight"]).abs().max() > 1e-3
+
+
+def test_killed_process_stops_the_job_and_the_same_command_resumes_to_the_same_weights(tmp_path, capsys):
+    run = ["train", "digits-ldam-drw-sam", "train.epochs=3", "train.eval_every=1", "loss.drw_start=2",
+           "optim.batch_size=32", "train.tensorboard=false", "--quiet"]
+    torchrun([*run, "--out", str(tmp_path / "straight")])
+
+    killed = torchrun([*run, "--out", str(tmp_path / "killed")], env={"TAILSAM_TEST_KILL": "1:2:2"}, check=False)
+    assert killed.returncode != 0
+    # The surviving process names the problem in one line and where to resume from.
+    lost = [line for line in killed.stderr.splitlines() if line.startswith("tailsam: process 0 of 2 lost contact")]
+    assert len(lost) == 1 and "run the same command to resume" in lost[0], killed.stderr[-3000:]
+    assert "[rank0]: Traceback" not in killed.stderr   # (torchrun adds its own report of the dead process)
+    state = torch.load(tmp_path / "killed" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["loader"]["epoch"] == 1 and state["world_size"] == 2   # the end of epoch 1, intact
+
+    torchrun([*run, "--out", str(tmp_path / "killed")])
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "killed")
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    assert ((tmp_path / "straight" / "metrics.jsonl").read_bytes()
+            == (tmp_path / "killed" / "metrics.jsonl").read_bytes())
+
+    # One process cannot continue a 2-process run: the global batch would change.
+    checkpoint = (tmp_path / "straight" / "checkpoints" / "last.pt").read_bytes()
+    assert tailsam_main([*run, "--out", str(tmp_path / "straight")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "written by 2 process(es), this run has 1" in error[0]
+    assert (tmp_path / "straight" / "checkpoints" / "last.pt").read_bytes() == checkpoint
