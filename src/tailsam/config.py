@@ -21,6 +21,8 @@ from typing import Any
 
 from tailsam.errors import ConfigError
 
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
 
 @dataclass
 class DataConfig:
@@ -87,6 +89,9 @@ class TrainConfig:
     seed: int = 0                     # model initialisation and batch order
     tensorboard: bool = True          # when the tensorboard package is installed
     sync_bn: bool = False             # data-parallel on GPUs: BatchNorm statistics over the global batch
+    # torch.compile of the model for the update steps, CUDA only: off | default | reduce-overhead
+    # (CUDA graphs) | max-autotune. Off by default until measured on a GPU.
+    compile: str = "off"
 
 
 @dataclass
@@ -181,6 +186,7 @@ def check(config: Config) -> Config:
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
     need(t.precision in ("fp32", "bf16", "fp16"), "train.precision", "fp32, bf16 or fp16", t.precision)
+    need(t.compile in COMPILE_MODES, "train.compile", ", ".join(COMPILE_MODES), t.compile)
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
          "auto, cpu, cuda or cuda:N", t.device)
     need(config.eval.few_threshold <= config.eval.many_threshold, "eval.few_threshold",
