@@ -180,3 +180,19 @@ def test_cuda_batches_equal_cpu_batches():
     gpu = [x.cpu() for x, _ in make_loader(images, labels, augment=Augment(), device="cuda")]
     for a, b in zip(cpu, gpu):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("n", "steps", "last_sizes"), [(23, 3, (2, 1)), (21, 2, None)])
+def test_processes_split_the_global_batches_of_one_process(n, steps, last_sizes):
+    # Per-process batch 5 on 2 processes = global batch 10: the pieces, put together, are the
+    # single process's batches (crops and flips included); a last global batch of 1 < 2 images is dropped.
+    images, labels = make_split(n=n)
+    single = make_loader(images, labels, batch_size=10, augment=Augment(padding=2, flip=True), seed=3)
+    pieces = [make_loader(images, labels, batch_size=5, augment=Augment(padding=2, flip=True), seed=3,
+                          rank=rank, world_size=2) for rank in (0, 1)]
+    assert len(pieces[0]) == len(pieces[1]) == steps
+    for step, (whole, part0, part1) in enumerate(zip(single, *pieces)):
+        assert torch.equal(torch.cat([part0[0], part1[0]]), whole[0])
+        assert torch.equal(torch.cat([part0[1], part1[1]]), whole[1])
+        if step == steps - 1 and last_sizes:
+            assert (len(part0[1]), len(part1[1])) == last_sizes
