@@ -38,7 +38,9 @@ class TinyConvNet(nn.Module):
 
 
 if "tiny-convnet" not in MODELS.names():
-    MODELS.register("tiny-convnet", params=None, input_size=(1, 8, 8), paper="test model")(TinyConvNet)
+    # Metadata as for every registered model: parameters with 10 classes, the linear head and RGB input.
+    MODELS.register("tiny-convnet", params=1562, input_size=(3, 32, 32),
+                    paper="none: a BatchNorm-free test model (tests/ddp_worker.py)")(TinyConvNet)
 
 
 def _kill_hook(rank: int, epoch: int, step: int):

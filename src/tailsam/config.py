@@ -35,6 +35,17 @@ class DataConfig:
     test_per_class: int | None = None  # keep at most this many test images per class (smoke runs)
     sampler: str = "instance"         # instance | class-balanced | sqrt
     download: bool = True
+    # Image-file datasets only (imagenet-lt, inat2018, lists, folder: tailsam.data.file_catalog).
+    # There n_max caps each class at its first n_max training images unless `longtail` is on.
+    train_list: str | None = None     # `path label` lines or iNaturalist JSON, relative to root (None: the default)
+    test_list: str | None = None      # the same for the test images
+    longtail: bool = False            # draw a long-tailed subset (profile, ratio, seed, n_max) of the training files
+    classes: int | None = None        # keep only classes 0..classes-1 (smoke runs on the real data)
+    holdout: float = 0.2              # folder with no test/ or val/ sub-folder: fraction of each class kept for testing
+    image_size: int = 224             # training RandomResizedCrop and test CenterCrop size, pixels
+    resize: int = 256                 # test images: shorter side resized to this before the centre crop
+    workers: int | None = None        # decoding processes per training process (None: min(8, CPU cores))
+    skip_bad: bool = False            # skip missing/unreadable images (counted in data.json) instead of stopping
 
 
 @dataclass
@@ -173,6 +184,12 @@ def check(config: Config) -> Config:
     need(d.profile in ("exp", "step"), "data.profile", "exp or step", d.profile)
     need(d.n_max is None or d.n_max >= 1, "data.n_max", ">= 1", d.n_max)
     need(d.test_per_class is None or d.test_per_class >= 1, "data.test_per_class", ">= 1", d.test_per_class)
+    need(d.classes is None or d.classes >= 1, "data.classes", ">= 1", d.classes)
+    need(0 < d.holdout < 1, "data.holdout", "in (0, 1), the fraction of each class held out", d.holdout)
+    need(d.image_size >= 8, "data.image_size", ">= 8 pixels", d.image_size)
+    need(d.resize >= d.image_size, "data.resize", f">= data.image_size ({d.image_size})", d.resize)
+    need(d.workers is None or d.workers >= 0, "data.workers", ">= 0 (0 = decode in the training process)",
+         d.workers)
     need(o.lr > 0, "optim.lr", "> 0", o.lr)
     need(0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
     need(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)

@@ -6,6 +6,12 @@
     loader = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
                           batch_size=128, mean=info.mean, std=info.std,
                           augment=info.augment, device="cuda")
+
+Image-file datasets (ImageNet-LT, iNaturalist 2018, split lists, folder trees):
+
+    split = read_file_dataset("imagenet-lt", root)           # FileSplit: train/test ImageFiles
+    loader = FileLoader(split.train, transform=jpeg.train_transform(224), image_size=224, batch_size=256,
+                        mean=jpeg.IMAGENET_MEAN, std=jpeg.IMAGENET_STD, device="cuda", workers=8)
 """
 
 from tailsam.data.augment import Augment
@@ -14,6 +20,10 @@ from tailsam.data.catalog import (
 )
 from tailsam.data.cifar import CIFAR10, CIFAR100, CifarSpec, load_cifar, read_cifar_npz
 from tailsam.data.digits import load_digits
+from tailsam.data.file_catalog import FILE_DATASETS, FileSplit, is_file_dataset, read_file_dataset
+from tailsam.data.file_loader import FileLoader
+from tailsam.data.filelists import FileList, read_file_list
+from tailsam.data.imagefiles import ImageFiles
 from tailsam.data.images import ImageData
 from tailsam.data.loader import DeviceLoader, EpochPlan
 from tailsam.data.longtail import PROFILES, LongTailSplit, longtail_counts, select_longtail
@@ -24,4 +34,7 @@ __all__ = [
     "EpochPlan", "ImageData", "LongTailSplit", "PROFILES", "SAMPLERS", "dataset_info", "default_data_root",
     "describe_split", "load_cifar", "load_dataset", "load_digits", "longtail_counts", "read_cifar_npz",
     "select_longtail",
+    # image files (ImageNet-LT, iNaturalist 2018, split lists, folder trees)
+    "FILE_DATASETS", "FileList", "FileLoader", "FileSplit", "ImageFiles", "is_file_dataset", "read_file_dataset",
+    "read_file_list",
 ]

@@ -1,4 +1,5 @@
-"""Networks: CIFAR ResNets (resnet8/20/32/44/56/110) with a linear or cosine ("normed") head.
+"""Networks: CIFAR ResNets (resnet8/20/32/44/56/110), torchvision's resnet50 and resnext50_32x4d, and
+`timm:<name>` for any timm model, each with a linear or cosine ("normed") head.
 
 `build_model(name, num_classes, head="linear", in_channels=3)` builds any
 registered model; `MODELS` lists them with metadata (params, input_size, paper).
@@ -6,6 +7,7 @@ registered model; `MODELS` lists them with metadata (params, input_size, paper).
 
 from tailsam.models.build import MODELS, build_model
 from tailsam.models.heads import HEADS, NormedLinear, build_head
+from tailsam.models.imagenet import BackboneWithHead
 from tailsam.models.resnet_cifar import CifarResNet
 
-__all__ = ["MODELS", "HEADS", "build_model", "build_head", "CifarResNet", "NormedLinear"]
+__all__ = ["MODELS", "HEADS", "build_model", "build_head", "BackboneWithHead", "CifarResNet", "NormedLinear"]

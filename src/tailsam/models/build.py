@@ -15,11 +15,16 @@ MODELS = Registry("model")
 def build_model(name: str, num_classes: int, head: str = "linear", in_channels: int = 3) -> nn.Module:
     """Build the registered model `name` with a `head` ("linear" or "normed") for `num_classes`.
 
+    `timm:<name>` builds timm's model `name` (when timm is installed) with that head.
     Unknown names and non-positive sizes raise ConfigError (the CLI reports it in one line).
     """
-    entry = MODELS.get(name)
+    from tailsam.models.imagenet import TIMM_PREFIX, timm_model   # imagenet.py registers into MODELS
+
+    builder = None if name.startswith(TIMM_PREFIX) else MODELS.get(name).builder
     if num_classes < 1:
         raise ConfigError(f"model.num_classes must be >= 1, got {num_classes}")
     if in_channels < 1:
         raise ConfigError(f"model.in_channels must be >= 1, got {in_channels}")
-    return entry.builder(num_classes=num_classes, head=head, in_channels=in_channels)
+    if builder is None:
+        return timm_model(name[len(TIMM_PREFIX):], num_classes, head=head, in_channels=in_channels)
+    return builder(num_classes=num_classes, head=head, in_channels=in_channels)

@@ -5,6 +5,6 @@
 """
 
 from tailsam.recipes.registry import RECIPES, get_recipe, recipe_table
-from tailsam.recipes import cifar, digits  # noqa: F401  (registers the recipes)
+from tailsam.recipes import cifar, digits, imagenet  # noqa: F401  (registers the recipes)
 
 __all__ = ["RECIPES", "get_recipe", "recipe_table"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tailsam.config import Config, check
+from tailsam.config import Config, apply_overrides, check
 from tailsam.errors import ConfigError
 from tailsam.registry import Registry
 
-# Metadata: `paper_top1` ({imbalance ratio: top-1 %} from the paper, empty when it reports none).
+# Metadata: `paper_top1` ({imbalance ratio: top-1 %} from the paper, empty when it reports none);
+# optional `smoke`: dotted overrides the :smoke variant applies on top of `smoke()` (e.g. tiny images).
 RECIPES = Registry("recipe")
 SMOKE = "smoke"
 
@@ -17,10 +18,11 @@ SMOKE = "smoke"
 def get_recipe(name: str) -> Config:
     """The Config of recipe `name`, or of its smoke variant for `name:smoke`."""
     base, _, variant = name.partition(":")
-    config = RECIPES.build(base)
+    entry = RECIPES.get(base)
+    config = entry.builder()
     config.recipe = name
     if variant == SMOKE:
-        return smoke(config)
+        return apply_overrides(smoke(config), list(entry.metadata.get("smoke", ())))
     if variant:
         raise ConfigError(f"unknown recipe variant {variant!r} in {name!r}; the only variant is :{SMOKE}")
     return check(config)
@@ -49,12 +51,14 @@ def smoke(config: Config) -> Config:
 
 def recipe_table() -> str:
     """One line per recipe: name, what it trains, the paper's top-1 by imbalance ratio."""
-    lines = [f"{'recipe':26s} {'dataset':9s} {'loss':14s} {'sam':12s} paper top-1 (ratio: %)"]
+    lines = [f"{'recipe':26s} {'dataset':11s} {'loss':14s} {'sam':13s} paper top-1 (ratio: %)"]
     for entry in RECIPES:
         config = entry.builder()
         loss = config.loss.name + ("+drw" if config.loss.weighting == "drw" else "")
         sam = "-" if config.sam.kind == "none" else f"{config.sam.kind} rho={config.sam.rho:g}"
+        if config.sam.kind != "none" and config.sam.rho_schedule != "constant":
+            sam = f"{config.sam.kind} {config.sam.rho_schedule}"
         paper = ", ".join(f"{ratio:g}: {top1}" for ratio, top1 in entry.metadata["paper_top1"].items()) or "-"
-        lines.append(f"{entry.name:26s} {config.data.dataset:9s} {loss:14s} {sam:12s} {paper}")
+        lines.append(f"{entry.name:26s} {config.data.dataset:11s} {loss:14s} {sam:13s} {paper}")
     lines.append("Append :smoke to any name for a 2-epoch run on a few hundred images.")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from torch import nn
 
 from tailsam.config import Config
 from tailsam.data import DeviceLoader, dataset_info, load_dataset, select_longtail
+from tailsam.data.file_catalog import is_file_dataset
 from tailsam.losses import DRW, build_loss, class_weights
 from tailsam.models import build_model
 from tailsam.optim import SAM, Schedule, build_lr_schedule, build_rho_schedule
@@ -28,6 +29,10 @@ class RunData:
 
 def build_data(config: Config, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunData:
     """The run's loaders; with `world_size` > 1, this process's share (see DeviceLoader) and test shard."""
+    if is_file_dataset(config.data.dataset):   # ImageNet-LT, iNaturalist, lists, folders: decoded from files
+        from tailsam.train.file_data import build_file_data   # here: it builds a RunData, defined above
+
+        return build_file_data(config, device, rank=rank, world_size=world_size)
     d = config.data
     data = load_dataset(d.dataset, d.root, download=d.download)
     split = select_longtail(data.y_train, data.num_classes, profile=d.profile, ratio=d.ratio, seed=d.seed,
@@ -80,7 +85,10 @@ def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
 
 def build_schedules(config: Config) -> tuple[Schedule, Schedule | None]:
     """The lr schedule and, with SAM, the rho schedule (both functions of the 1-indexed epoch)."""
-    lr = build_lr_schedule(config.optim.lr_schedule, base_lr=config.optim.lr, **config.optim.lr_args)
+    lr_args = dict(config.optim.lr_args)
+    if config.optim.lr_schedule == "cosine":
+        lr_args.setdefault("epochs", config.train.epochs)   # decay over the whole run, however long
+    lr = build_lr_schedule(config.optim.lr_schedule, base_lr=config.optim.lr, **lr_args)
     if config.sam.kind == "none":
         return lr, None
     rho_args = dict(config.sam.rho_args)

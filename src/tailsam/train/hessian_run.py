@@ -119,6 +119,9 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
         raise UserError(f"unknown loss {loss!r}; choose ce (plain cross-entropy) or run (the run's own loss)")
     restored = restore_run(run_or_checkpoint, data_root=data_root, device=device)
     path, state, config, data, model = restored.path, restored.state, restored.config, restored.data, restored.model
+    if not isinstance(data.train, DeviceLoader):
+        raise UserError(f"{path}: the per-class Hessian needs a dataset held in memory (CIFAR, digits); "
+                        f"{config.data.dataset} is read from image files, which this analysis does not support yet")
     torch_device, counts = restored.device, data.counts
     epoch = int(state["loader"]["epoch"])
     # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
