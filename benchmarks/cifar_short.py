@@ -6,7 +6,7 @@ lr x0.01 after epoch 24, x0.0001 after epoch 27. ResNet-32, CIFAR-10-LT ratio
 100 from the real file. Runs are ordinary run directories under --out, so an
 interrupted benchmark resumes where it stopped. Prints one JSON object with the
 final-epoch overall, many/medium/few, head/mid/tail and per-class accuracy,
-wall time and training images/s of each run.
+wall time and training images/s of each run, and the peak host RSS and GPU memory.
 
     python benchmarks/cifar_short.py [--root DIR] [--out runs/cifar_short]
 """
@@ -18,13 +18,12 @@ import json
 import time
 from pathlib import Path
 
-from common import data_root
+from common import compressed_schedule, data_root, memory
 from tailsam.config import apply_overrides
 from tailsam.recipes import get_recipe
 from tailsam.train import train
 
-SHORT_SCHEDULE = ["train.epochs=30", "train.eval_every=5", "loss.drw_start=24",
-                  "optim.lr_args.warmup_epochs=2", "optim.lr_args.decay_epochs=24,27"]
+SHORT_SCHEDULE = compressed_schedule(30)
 
 
 def main() -> None:
@@ -46,6 +45,7 @@ def main() -> None:
             "train_images_per_s": final["train_images_per_s"], "rho": config.sam.rho if config.sam.kind != "none" else None,
             "run_dir": str(out),
         }
+    report.update(memory())   # peaks over both runs (they train one after the other in this process)
     print(json.dumps(report, indent=1))
 
 

@@ -185,6 +185,45 @@ def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_demo)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tailsam.sweep import run_sweep, split_arguments
+
+    recipes, seeds, overrides = split_arguments(args.items)
+    result = run_sweep(recipes, seeds, overrides, args.out, parallel=args.parallel, data_root=args.data_root,
+                       echo=lambda line: print(line, flush=True))
+    print(f"\n{result.markdown}\n\ntable: {result.markdown_path}  per-seed values: {result.json_path}")
+    if result.unfinished:
+        print(f"tailsam: interrupted; {len(result.unfinished)} run(s) unfinished: run the same command to resume",
+              file=sys.stderr)
+        return 130
+    if result.failed:
+        print(f"tailsam: {len(result.failed)} of {len(result.outcomes)} runs failed; their logs are listed above",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_sweep_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="train recipes x seeds, K at a time; table of mean and std over seeds",
+        description="Train every RECIPE with every seed (train.seed; the data seed stays the recipe's) into "
+        "OUT/<recipe>/seed<S>, each run its own `tailsam train` process logging to train.log there, K at a "
+        "time on one machine (they can share one GPU). Then the final-epoch top-1, many/medium/few and "
+        "head/mid/tail per recipe, mean and sample std (ddof=1) over seeds, in OUT/summary.md and "
+        "OUT/summary.json. Every config is checked before anything starts. Running the same command again "
+        "reuses finished runs and resumes interrupted ones. Exit status: 0, 1 if a run failed (the others "
+        "go on), 2 for a mistake in the command, 130 when interrupted.",
+    )
+    p.add_argument("items", nargs="+", metavar="RECIPE | seeds=S,S,... | key=value",
+                   help="recipe names (optionally :smoke), seeds=0,1,2 (default: seeds=0), config overrides "
+                   "applied to every run")
+    p.add_argument("--out", required=True, help="folder of the sweep's run directories and summary")
+    p.add_argument("--parallel", type=int, default=1, metavar="K",
+                   help="runs at once (default: %(default)s); each gets cores // K CPU threads")
+    p.add_argument("--data-root", help="data folder (same as data.root=...; default $TAILSAM_DATA_ROOT, else ./data)")
+    p.set_defaults(handler=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tailsam",
@@ -195,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_command(sub)
     _add_recipes_command(sub)
     _add_train_command(sub)
+    _add_sweep_command(sub)
     _add_eval_command(sub)
     _add_hessian_command(sub)
     _add_demo_command(sub)

@@ -90,7 +90,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
     resuming = run.checkpoint.is_file()
     check_same_everywhere([int(resuming)], processes, device, "whether --out holds a checkpoint")
     if resuming:
-        _check_same_config(run, config)
+        check_same_config(run, config)
     precision = resolve_precision(config.train.precision, device)
     if config.train.compile != "off" and device.type != "cuda":
         raise ConfigError("train.compile is for CUDA devices: on this CPU inductor compiled slower than eager and "
@@ -261,7 +261,7 @@ RESUME_MAY_CHANGE = (("data", "root"), ("data", "download"), ("train", "device")
                      ("train", "compile"))
 
 
-def _check_same_config(run: RunDir, config: Config) -> None:
+def check_same_config(run: RunDir, config: Config) -> None:
     """Resuming under other settings would silently mix two experiments: refuse, naming the first difference."""
     saved = load_config(run.config).to_dict()
     wanted = config.to_dict()

@@ -1,0 +1,24 @@
+"""Peak memory of this process: host RSS and, when CUDA was used, allocated GPU memory."""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+
+
+def peak_memory(device: torch.device | str | None = None) -> dict:
+    """{"peak_rss_mib": ..., "peak_gpu_mib": ...} in MiB; the GPU figure only for a CUDA device.
+
+    `device=None` reports CUDA when this process initialised it (a training run
+    on "auto" may or may not have). RSS is the kernel's high-water mark
+    (getrusage ru_maxrss, KiB on Linux); GPU memory is what torch's allocator
+    handed out at its peak (torch.cuda.max_memory_allocated), not the larger
+    amount it reserved from the driver.
+    """
+    out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device is None:
+        device = torch.device("cuda") if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    if device is not None and torch.device(device).type == "cuda":
+        out["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
