@@ -94,7 +94,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
     precision = resolve_precision(config.train.precision, device)
     if config.train.compile != "off" and device.type != "cuda":
         raise ConfigError("train.compile is for CUDA devices: on this CPU inductor compiled slower than eager and "
-                        "gave a SAM-step gradient 1.5% off eager (tests/test_compile.py); use train.compile=off")
+                          "gave a SAM-step gradient 1.5% off eager (tests/test_compile.py); use train.compile=off")
     if processes.distributed:
         _check_data_parallel(config)
 
