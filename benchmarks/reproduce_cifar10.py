@@ -39,6 +39,7 @@ from tailsam.errors import UserError
 from tailsam.recipes import RECIPES
 from tailsam.sweep import SweepResult, run_sweep
 from tailsam.sweep.launch import threads_per_run
+from tailsam.train.state import atomic_write, write_json
 
 METHODS = {"CE+DRW": "cifar10-ce-drw", "CE+DRW+SAM": "cifar10-ce-drw-sam",
            "LDAM+DRW": "cifar10-ldam-drw", "LDAM+DRW+SAM": "cifar10-ldam-drw-sam"}
@@ -184,8 +185,8 @@ def main() -> int:
     rep = report(result, epochs=args.epochs, seeds=sorted(set(args.seeds)), parallel=parallel, overrides=overrides,
                  wall_s=time.perf_counter() - start)
     table = markdown(rep)
-    (out / "reproduce_cifar10.json").write_text(json.dumps(rep, indent=1) + "\n")
-    (out / "reproduce_cifar10.md").write_text(table + "\n")
+    write_json(out / "reproduce_cifar10.json", rep)
+    atomic_write(out / "reproduce_cifar10.md", lambda f: f.write((table + "\n").encode()))
     print(table, file=sys.stderr)
     print(json.dumps(rep, indent=1))
     if result.unfinished:

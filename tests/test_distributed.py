@@ -21,6 +21,7 @@ from torch import nn
 
 import ddp_worker  # registers tiny-convnet in this process too
 from tailsam.cli import main as tailsam_main
+from tailsam.train import evaluate_checkpoint
 
 WORKER = Path(ddp_worker.__file__)
 # DRW from the 2nd epoch, so the class-weighted global mean is exercised; per-process batch 32 on 405
@@ -114,9 +115,13 @@ def test_sam_perturbation_global_and_local_equal_hand_built_steps(tmp_path):
 
 
 def test_killed_process_stops_the_job_and_the_same_command_resumes_to_the_same_weights(tmp_path, capsys):
-    run = ["train", "digits-ldam-drw-sam", "train.epochs=3", "train.eval_every=1", "loss.drw_start=2",
+    run = ["train", "digits-ce-drw", "train.epochs=3", "train.eval_every=1", "loss.drw_start=2",
            "optim.batch_size=32", "train.tensorboard=false", "--quiet"]
     torchrun([*run, "--out", str(tmp_path / "straight")])
+    # The reported accuracy is that of the checkpoint: every process evaluated rank 0's BatchNorm statistics.
+    last = json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])["test"]
+    result, _, _ = evaluate_checkpoint(tmp_path / "straight", device="cpu")
+    assert last["confusion"] == result.confusion.tolist() and last["top1"] == result.top1
 
     killed = torchrun([*run, "--out", str(tmp_path / "killed")], env={"TAILSAM_TEST_KILL": "1:2:2"}, check=False)
     assert killed.returncode != 0
@@ -140,3 +145,15 @@ def test_killed_process_stops_the_job_and_the_same_command_resumes_to_the_same_w
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "written by 2 process(es), this run has 1" in error[0]
     assert (tmp_path / "straight" / "checkpoints" / "last.pt").read_bytes() == checkpoint
+
+
+def test_a_test_set_smaller_than_the_process_count_is_refused():
+    from tailsam.config import apply_overrides
+    from tailsam.errors import DataError
+    from tailsam.recipes import get_recipe
+    from tailsam.train.build import build_data
+
+    config = apply_overrides(get_recipe("digits-ce"), ["data.test_per_class=1"])   # 10 test images
+    assert len(build_data(config, torch.device("cpu"), rank=9, world_size=10).test) == 1
+    with pytest.raises(DataError, match="10 test images cannot be split over 11 processes"):
+        build_data(config, torch.device("cpu"), rank=0, world_size=11)

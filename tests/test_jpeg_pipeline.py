@@ -144,3 +144,11 @@ def test_an_image_that_fails_to_decode_is_named_or_left_out(split, tmp_path):
         batches = one_epoch(loader(damaged, augment=False, sampler="sequential", skip_bad=True))
     assert [len(y) for _, y in batches] == [3, 4]
     assert "left out" in str(caught[0].message) and "broken.jpg" in str(caught[0].message)
+    # Data-parallel, a process whose whole piece fails cannot skip the step the others take. Batch 1
+    # per process, in order: global batch 1 is images 2 and 3, and process 1 gets the broken image 3.
+    with warnings.catch_warnings(), pytest.raises(DataError, match="every image of a batch of process 1"):
+        warnings.simplefilter("ignore")
+        one_epoch(loader(damaged, augment=False, sampler="sequential", skip_bad=True, batch_size=1,
+                         rank=1, world_size=2))
+    assert len(one_epoch(loader(damaged, augment=False, sampler="sequential", skip_bad=True, batch_size=1,
+                                rank=0, world_size=2))) == 4

@@ -139,6 +139,10 @@ class FileLoader:
             if keep is not None:
                 images, labels = images[keep], labels[keep]
                 if not len(labels):
+                    if self.world_size > 1:   # skipping the step alone would desynchronise the processes
+                        raise DataError(f"every image of a batch of process {self.rank} failed to decode, e.g. "
+                                        f"{self.files.path(int(index[0]))}; under torchrun each process must take "
+                                        "every step: replace the files, or use a larger optim.batch_size")
                     continue
             yield self._to_device(images, labels)
         self._start_next_epoch()

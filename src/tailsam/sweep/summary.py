@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tailsam.eval import SHOT_GROUPS, THIRD_GROUPS
 from tailsam.sweep.launch import FAILED, REUSED, TRAINED, Outcome
-from tailsam.train.state import write_json
+from tailsam.train.state import atomic_write, write_json
 
 METRICS = ("top1", *SHOT_GROUPS, *THIRD_GROUPS)
 STD_RULE = "sample standard deviation over seeds (ddof=1); null with fewer than 2 finished seeds"
@@ -110,5 +110,5 @@ def write_summary(summary: dict, markdown: str, out: str | Path) -> tuple[Path, 
     out = Path(out)
     json_path, md_path = out / "summary.json", out / "summary.md"
     write_json(json_path, summary)
-    md_path.write_text(markdown + "\n")
+    atomic_write(md_path, lambda f: f.write((markdown + "\n").encode()))
     return json_path, md_path

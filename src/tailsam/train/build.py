@@ -11,6 +11,7 @@ from torch import nn
 from tailsam.config import Config
 from tailsam.data import DeviceLoader, dataset_info, load_dataset, select_longtail
 from tailsam.data.file_catalog import is_file_dataset
+from tailsam.errors import DataError
 from tailsam.losses import DRW, build_loss, class_weights
 from tailsam.models import build_model
 from tailsam.optim import SAM, Schedule, build_lr_schedule, build_rho_schedule
@@ -46,6 +47,9 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
     train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
                          batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,
                          seed=config.train.seed, rank=rank, world_size=world_size, **loader_args)
+    if len(test_index) < world_size:
+        raise DataError(f"{len(test_index)} test images cannot be split over {world_size} processes; "
+                        "raise data.test_per_class or start fewer processes")
     shard = np.array_split(test_index, world_size)[rank]   # gathered again after prediction
     test = DeviceLoader(data.x_test[shard], data.y_test[shard], batch_size=config.eval.batch_size,
                         sampler="sequential", **loader_args)

@@ -145,6 +145,18 @@ def wrap_model(model: nn.Module, processes: Processes, device: torch.device, *, 
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def copy_buffers_from_main(model: nn.Module, processes: Processes) -> None:
+    """Give every process rank 0's buffers (BatchNorm running statistics).
+
+    DDP broadcasts them at the start of each training forward, but the forward
+    then moves each process's copy with its own piece; evaluating with those
+    would score a model that no checkpoint holds.
+    """
+    if processes.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def sum_over_processes(tensor: torch.Tensor, processes: Processes) -> torch.Tensor:
     """The element-wise sum of `tensor` over all processes (a copy; `tensor` itself for one process)."""
     if not processes.distributed:

@@ -46,7 +46,7 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
     train, train_index, skipped_train = _readable(split.train, train_index, d.skip_bad)
     test, _, skipped_test = _readable(split.test, test_index, d.skip_bad)
     counts = np.bincount(train.labels, minlength=num_classes).tolist()
-    if len(train) < world_size or not len(test):
+    if len(train) < world_size or len(test) < world_size:
         raise DataError(f"{split.train.source}: {len(train)} training and {len(test)} test images are left "
                         "after selection; check the lists and data.classes / data.n_max / data.test_per_class")
     empty = [c for c, n in enumerate(counts) if n == 0]
@@ -55,7 +55,8 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
                         f"0..{num_classes - 1} have no training images; every class needs one (check the labels, "
                         "or keep fewer classes with data.classes=N)")
 
-    workers = d.workers if d.workers is not None else min(8, _cpu_count())
+    # The node's cores shared among its training processes (torchrun sets LOCAL_WORLD_SIZE).
+    workers = d.workers if d.workers is not None else min(8, max(1, _cpu_count() // _local_processes()))
     common = dict(image_size=d.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device,
                   channels_last=config.train.channels_last, workers=workers, skip_bad=d.skip_bad)
     train_loader = FileLoader(train, transform=train_transform(d.image_size), batch_size=config.optim.batch_size,
@@ -125,6 +126,13 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _local_processes() -> int:
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def _cpu_count() -> int:

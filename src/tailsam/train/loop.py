@@ -27,8 +27,9 @@ from tailsam.optim import SAM, apply_schedules
 from tailsam.train.build import build_criterion, build_data, build_network, build_optimizer, build_schedules
 from tailsam.train.checkpoint_eval import load_model_state
 from tailsam.train.distributed import (DistributedFailure, GlobalBatchLoss, Processes, any_process,
-                                       broadcast_from_main, check_same_everywhere, process_device, process_group,
-                                       processes_from_environment, sum_over_processes, wrap_model)
+                                       broadcast_from_main, check_same_everywhere, copy_buffers_from_main,
+                                       process_device, process_group, processes_from_environment,
+                                       sum_over_processes, wrap_model)
 from tailsam.train.hessian_run import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
 from tailsam.train.precision import resolve_precision
@@ -203,6 +204,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
             summary = (f"epoch {epoch}/{epochs}  loss {record['train_loss']:.4f}  train {record['train_acc']:.2f}%  "
                        f"lr {values['lr']:.3g}" + (f"  rho {values['rho']:.3g}" if "rho" in values else ""))
             if epoch % config.train.eval_every == 0 or epoch == epochs:
+                copy_buffers_from_main(model, processes)   # evaluate the model the checkpoint holds
                 result = evaluate(model, data.test, data.counts, autocast_dtype=precision.dtype,
                                   many_above=config.eval.many_threshold, few_below=config.eval.few_threshold,
                                   across_processes=processes.distributed)

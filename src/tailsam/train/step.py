@@ -56,8 +56,11 @@ def sam_step(model: nn.Module, loss_fn: LossFn, optimizer: SAM,
             logits = model(images)
             loss = loss_fn(logits, labels)
         (loss if scaler is None else scaler.scale(loss)).backward()
+    # A copy: under CUDA graphs (train.compile=reduce-overhead) the pass at w + e reuses the memory
+    # of this pass's outputs.
+    logits = logits.detach().clone()
     if not optimizer.first_step(zero_grad=True, scaler=scaler):
-        return loss.detach(), logits.detach()   # fp16 overflow: both steps skipped, scaler updated
+        return loss.detach(), logits   # fp16 overflow: both steps skipped, scaler updated
 
     # The batch already moved the BatchNorm statistics once at w; optionally keep the
     # perturbed pass from moving them again (the paper's code lets it).
@@ -65,4 +68,4 @@ def sam_step(model: nn.Module, loss_fn: LossFn, optimizer: SAM,
         loss_at_e = loss_fn(model(images), labels)
     (loss_at_e if scaler is None else scaler.scale(loss_at_e)).backward()
     optimizer.second_step(zero_grad=True, scaler=scaler)
-    return loss.detach(), logits.detach()
+    return loss.detach(), logits
