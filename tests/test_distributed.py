@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ddp_worker  # registers tiny-convnet in this process too
+from jpeg_fixture import write_imagenet_lt
 from tailsam.cli import main as tailsam_main
 from tailsam.train import evaluate_checkpoint
 
@@ -63,6 +64,24 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path, recipe):
         assert a["test"]["per_class"] == b["test"]["per_class"]
     env = json.loads((tmp_path / "two" / "env.json").read_text())
     assert env["processes"] == 2
+
+
+def test_image_files_two_processes_equal_one_with_the_global_batch(tmp_path):
+    # The JPEG pipeline seeds each image's augmentation from the global order, so two processes
+    # see exactly the crops one process sees; the file-header check runs once, on rank 0.
+    root = write_imagenet_lt(tmp_path / "imagenet", [8, 6, 5, 4, 3, 3, 2, 2, 1, 1], [2] * 10)
+    run = ["train", "imagenet-lt-ce-drw-sam:smoke", "model.name=tiny-convnet", "data.workers=0",
+           "data.image_size=16", "data.resize=18", "train.tensorboard=false"]
+    flags = ["--data-root", str(root), "--quiet"]
+    torchrun([*run, "optim.batch_size=8", *flags, "--out", str(tmp_path / "two")])
+    assert tailsam_main([*run, "optim.batch_size=16", *flags, "--out", str(tmp_path / "one")]) == 0
+    two, one = weights(tmp_path / "two"), weights(tmp_path / "one")
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-6, msg=key)
+    finals = [json.loads((tmp_path / run / "final.json").read_text()) for run in ("two", "one")]
+    assert finals[0]["per_class"] == finals[1]["per_class"]
+    last = json.loads((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["test"]["num_images"] == 20   # both shards gathered
 
 
 def _hand_built_sam(local: bool) -> dict[str, torch.Tensor]:

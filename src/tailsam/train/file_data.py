@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from tailsam.config import Config
 from tailsam.data import default_data_root, select_longtail
@@ -43,8 +44,8 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
     num_classes = split.num_classes if d.classes is None else min(d.classes, split.num_classes)
     train_index = _training_selection(split.train.labels, num_classes, config)
     test_index = _first_per_class(split.test.labels, num_classes, d.test_per_class)
-    train, train_index, skipped_train = _readable(split.train, train_index, d.skip_bad)
-    test, _, skipped_test = _readable(split.test, test_index, d.skip_bad)
+    train, train_index, skipped_train = _readable(split.train, train_index, d.skip_bad, rank, world_size)
+    test, _, skipped_test = _readable(split.test, test_index, d.skip_bad, rank, world_size)
     counts = np.bincount(train.labels, minlength=num_classes).tolist()
     if len(train) < world_size or len(test) < world_size:
         raise DataError(f"{split.train.source}: {len(train)} training and {len(test)} test images are left "
@@ -106,10 +107,11 @@ def _first_per_class(labels: np.ndarray, num_classes: int, limit: int | None) ->
     return index[rank < limit]
 
 
-def _readable(files: ImageFiles, index: np.ndarray, skip_bad: bool) -> tuple[ImageFiles, np.ndarray, np.ndarray]:
+def _readable(files: ImageFiles, index: np.ndarray, skip_bad: bool, rank: int,
+              world_size: int) -> tuple[ImageFiles, np.ndarray, np.ndarray]:
     """files[index] without the unreadable ones (DataError unless skip_bad), their indices, and those left out."""
     selected = files.subset(index)
-    bad = find_unreadable(selected)
+    bad = _checked_once(selected, rank, world_size)
     if bad and not skip_bad:
         named = ", ".join(f"{selected.path(i)} ({problem})" for i, problem in bad[:SHOW_BAD_FILES])
         raise DataError(f"{len(bad)} of {len(selected)} images from {files.source} are missing or unreadable: "
@@ -118,6 +120,16 @@ def _readable(files: ImageFiles, index: np.ndarray, skip_bad: bool) -> tuple[Ima
     bad_positions = np.array([i for i, _ in bad], dtype=np.int64)
     keep = np.setdiff1d(np.arange(len(selected)), bad_positions)
     return selected.subset(keep), index[keep], index[bad_positions]
+
+
+def _checked_once(selected: ImageFiles, rank: int, world_size: int) -> list[tuple[int, str]]:
+    """`find_unreadable` run by rank 0 alone and shared: every process selects the same files, and
+    N processes opening every header (437K for iNaturalist) would multiply the disk traffic by N."""
+    if world_size == 1 or not dist.is_initialized():
+        return find_unreadable(selected)
+    box = [find_unreadable(selected) if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def _file_sha256(path: Path) -> str:
