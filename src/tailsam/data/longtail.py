@@ -50,7 +50,12 @@ class LongTailSplit:
 
     def indices_sha256(self) -> str:
         """sha256 of the indices as little-endian int64 bytes, in selection order."""
-        return hashlib.sha256(self.indices.astype("<i8").tobytes()).hexdigest()
+        return indices_sha256(self.indices)
+
+
+def indices_sha256(indices: np.ndarray) -> str:
+    """sha256 of `indices` as little-endian int64 bytes: data.json's fingerprint of a training selection."""
+    return hashlib.sha256(np.asarray(indices).astype("<i8").tobytes()).hexdigest()
 
 
 def select_longtail(labels: np.ndarray, num_classes: int, *, profile: str = "exp", ratio: float = 100.0,

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
 
+from tailsam.resources import usable_cpus
 from tailsam.sweep.plan import PlannedRun
 from tailsam.sweep.usage import read_sessions
 
@@ -55,7 +56,7 @@ class Outcome:
 
 def threads_per_run(parallel: int) -> int:
     """CPU threads for each of `parallel` runs: the cores shared out, so they do not oversubscribe them."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cpus()
     return max(1, cores // parallel)
 
 

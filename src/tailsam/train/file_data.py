@@ -25,8 +25,10 @@ from tailsam.data import default_data_root, select_longtail
 from tailsam.data.file_catalog import read_file_dataset
 from tailsam.data.file_loader import FileLoader
 from tailsam.data.imagefiles import ImageFiles, find_unreadable
+from tailsam.data.longtail import indices_sha256
 from tailsam.data.jpeg import IMAGENET_MEAN, IMAGENET_STD, test_transform, train_transform
 from tailsam.errors import ConfigError, DataError
+from tailsam.resources import usable_cpus
 from tailsam.train.build import RunData
 
 SHOW_BAD_FILES = 3   # how many problem files a message names
@@ -57,7 +59,7 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
                         "or keep fewer classes with data.classes=N)")
 
     # The node's cores shared among its training processes (torchrun sets LOCAL_WORLD_SIZE).
-    workers = d.workers if d.workers is not None else min(8, max(1, _cpu_count() // _local_processes()))
+    workers = d.workers if d.workers is not None else min(8, max(1, usable_cpus() // _local_processes()))
     common = dict(image_size=d.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device,
                   channels_last=config.train.channels_last, workers=workers, skip_bad=d.skip_bad)
     train_loader = FileLoader(train, transform=train_transform(d.image_size), batch_size=config.optim.batch_size,
@@ -68,7 +70,7 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
 
     summary = {
         "dataset": d.dataset, "root": str(root), "counts": counts, "n_train": len(train), "n_test": len(test),
-        "indices_sha256": hashlib.sha256(train_index.astype("<i8").tobytes()).hexdigest(),
+        "indices_sha256": indices_sha256(train_index),
         **{f"{name}_list": str(path) for name, path in split.list_files.items()},
         **{f"{name}_list_sha256": _file_sha256(path) for name, path in split.list_files.items()},
         "seed": d.seed, "longtail": d.longtail, **({"profile": d.profile, "ratio": d.ratio} if d.longtail else {}),
@@ -146,6 +148,3 @@ def _local_processes() -> int:
     except ValueError:
         return 1
 
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
