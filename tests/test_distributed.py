@@ -134,8 +134,10 @@ def test_sam_perturbation_global_and_local_equal_hand_built_steps(tmp_path):
 
 
 def test_killed_process_stops_the_job_and_the_same_command_resumes_to_the_same_weights(tmp_path, capsys):
+    # eval.batch_size=250: each process predicts its 250 test images in one batch, as `tailsam eval`
+    # does in two, so the comparison below sees the same kernels and is exact.
     run = ["train", "digits-ce-drw", "train.epochs=3", "train.eval_every=1", "loss.drw_start=2",
-           "optim.batch_size=32", "train.tensorboard=false", "--quiet"]
+           "optim.batch_size=32", "eval.batch_size=250", "train.tensorboard=false", "--quiet"]
     torchrun([*run, "--out", str(tmp_path / "straight")])
     # The reported accuracy is that of the checkpoint: every process evaluated rank 0's BatchNorm statistics.
     last = json.loads((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()[-1])["test"]
