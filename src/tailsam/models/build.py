@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from torch import nn
 
 from tailsam.errors import ConfigError
@@ -20,11 +22,12 @@ def build_model(name: str, num_classes: int, head: str = "linear", in_channels: 
     """
     from tailsam.models.imagenet import TIMM_PREFIX, timm_model   # imagenet.py registers into MODELS
 
-    builder = None if name.startswith(TIMM_PREFIX) else MODELS.get(name).builder
+    if name.startswith(TIMM_PREFIX):
+        builder = partial(timm_model, name[len(TIMM_PREFIX):])
+    else:
+        builder = MODELS.get(name).builder
     if num_classes < 1:
         raise ConfigError(f"model.num_classes must be >= 1, got {num_classes}")
     if in_channels < 1:
         raise ConfigError(f"model.in_channels must be >= 1, got {in_channels}")
-    if builder is None:
-        return timm_model(name[len(TIMM_PREFIX):], num_classes, head=head, in_channels=in_channels)
     return builder(num_classes=num_classes, head=head, in_channels=in_channels)

@@ -40,6 +40,7 @@ class Processes:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1   # processes on this node
 
     @property
     def distributed(self) -> bool:
@@ -58,12 +59,14 @@ class DistributedFailure(Exception):
 
 
 def processes_from_environment() -> Processes:
-    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them; one process when they are absent."""
+    """RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE as torchrun sets them; one process when absent."""
     try:
-        return Processes(rank=int(os.environ.get("RANK", 0)), world_size=int(os.environ.get("WORLD_SIZE", 1)),
-                         local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+        return Processes(rank=int(os.environ.get("RANK", "0")), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     except ValueError:
-        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (launch with torchrun)") from None
+        raise ConfigError("RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE must be integers "
+                          "(launch with torchrun)") from None
 
 
 def process_device(setting: str, processes: Processes) -> torch.device:

@@ -13,7 +13,6 @@ stops the run at once, naming it, instead of hours later.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from tailsam.data.jpeg import IMAGENET_MEAN, IMAGENET_STD, test_transform, train
 from tailsam.errors import ConfigError, DataError
 from tailsam.resources import usable_cpus
 from tailsam.train.build import RunData
+from tailsam.train.distributed import processes_from_environment
 
 SHOW_BAD_FILES = 3   # how many problem files a message names
 
@@ -59,7 +59,7 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
                         "or keep fewer classes with data.classes=N)")
 
     # The node's cores shared among its training processes (torchrun sets LOCAL_WORLD_SIZE).
-    workers = d.workers if d.workers is not None else min(8, max(1, usable_cpus() // _local_processes()))
+    workers = d.workers if d.workers is not None else min(8, max(1, usable_cpus() // processes_from_environment().local_world_size))
     common = dict(image_size=d.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device,
                   channels_last=config.train.channels_last, workers=workers, skip_bad=d.skip_bad)
     train_loader = FileLoader(train, transform=train_transform(d.image_size), batch_size=config.optim.batch_size,
@@ -140,11 +140,3 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _local_processes() -> int:
-    try:
-        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
-
