@@ -5,8 +5,9 @@ CIFAR-10-LT ratio 100 (the real file). The reference is the paper code's
 pipeline: torch DataLoader over PIL images with RandomCrop + flip + ToTensor +
 Normalize, fp32 NCHW, and a SAM written as in davda54/sam (per-parameter
 norms stacked, e = rho * g / (||g|| + 1e-12), subtract e afterwards). tailsam
-runs `sam_step` on batches from its device loader at the run's default
-precision and memory format (and any others asked for with --precisions).
+runs `sam_step` on batches from its device loader at the precision a run
+gets by default (train.precision=auto, resolved for ResNet-32 on this device)
+and memory format, and any others asked for with --precisions.
 Prints one JSON object.
 
     python benchmarks/train_step.py [--root DIR] [--steps 20] [--workers 2]
@@ -27,7 +28,7 @@ from tailsam.data import DeviceLoader
 from tailsam.losses import build_loss
 from tailsam.models import build_model
 from tailsam.optim import SAM
-from tailsam.train.precision import resolve_precision
+from tailsam.train.precision import cpu_description, resolve_auto, resolve_precision
 from tailsam.train.step import sam_step
 
 
@@ -120,7 +121,7 @@ def main() -> None:
         del loader
 
     # tailsam: device loader + sam_step, at the default precision and any asked for.
-    default = TrainConfig().precision
+    default = resolve_auto(TrainConfig().precision, device, "resnet32")
     for name in [default] + [p for p in args.precisions if p != default]:
         precision = resolve_precision(name, device)
         torch.manual_seed(0)
@@ -139,7 +140,8 @@ def main() -> None:
     best = max(v for k, v in results.items() if k.startswith("tailsam"))
     reference = max(v for k, v in results.items() if k.startswith("reference"))
     print(json.dumps({
-        "benchmark": "train_step", "device": str(device), "machine": machine(device),
+        "benchmark": "train_step", "device": str(device), "machine": machine(device), "cpu": cpu_description(),
+        "default_precision": default,
         "model": "resnet32 (normed head), LDAM, SAM rho 0.8", "batch": 128, "steps": args.steps,
         "images_per_s": {k: round(v, 1) for k, v in results.items()},
         "speedup_default_vs_best_reference": round(results[f"tailsam_{default}"] / reference, 2),

@@ -92,10 +92,9 @@ class TrainConfig:
     epochs: int = 200
     eval_every: int = 10              # evaluate every N epochs, and always after the last
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    # fp32 | bf16 | fp16 (autocast). fp32 is the default by measurement (benchmarks/train_step.py,
-    # ResNet-32, batch 128, SAM): bf16 ran 3x slower on a CPU without bf16 units and 0.8x as fast
-    # on an H200, where a model this small is bound by kernel launches, not arithmetic.
-    precision: str = "fp32"
+    # auto | fp32 | bf16 | fp16 (autocast). auto, resolved when the run is created and stored in its
+    # config.json: bf16 on a CPU with bf16 units, else fp32, by measurement (tailsam.train.precision).
+    precision: str = "auto"
     channels_last: bool = True
     seed: int = 0                     # model initialisation and batch order
     tensorboard: bool = True          # when the tensorboard package is installed
@@ -202,7 +201,8 @@ def check(config: Config) -> Config:
     need(0 <= l.beta < 1, "loss.beta", "in [0, 1)", l.beta)
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)
     need(t.eval_every >= 1, "train.eval_every", ">= 1", t.eval_every)
-    need(t.precision in ("fp32", "bf16", "fp16"), "train.precision", "fp32, bf16 or fp16", t.precision)
+    need(t.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision", "auto, fp32, bf16 or fp16",
+         t.precision)
     need(t.compile in COMPILE_MODES, "train.compile", ", ".join(COMPILE_MODES), t.compile)
     need(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device",
          "auto, cpu, cuda or cuda:N", t.device)

@@ -11,7 +11,7 @@ from tailsam.config import Config, config_from_dict
 from tailsam.errors import UserError
 from tailsam.eval import EvalResult, evaluate
 from tailsam.train.build import RunData, build_data, build_network
-from tailsam.train.precision import resolve_device, resolve_precision
+from tailsam.train.precision import resolve_auto, resolve_device, resolve_precision
 from tailsam.train.state import RunDir, load_checkpoint
 
 
@@ -77,7 +77,9 @@ def evaluate_checkpoint(run_or_checkpoint: str | Path, *, data_root: str | None 
     Returns the result, the run's config and the checkpoint's data description.
     """
     run = restore_run(run_or_checkpoint, data_root=data_root, device=device)
-    precision = resolve_precision(run.config.train.precision, run.device)
+    # A run's config holds the precision it trained at ("auto" only in a config.json written by hand).
+    precision = resolve_precision(resolve_auto(run.config.train.precision, run.device, run.config.model.name),
+                                  run.device)
     result = evaluate(run.model, run.data.test, run.data.counts, autocast_dtype=precision.dtype,
                       many_above=run.config.eval.many_threshold, few_below=run.config.eval.few_threshold)
     return result, run.config, run.data.summary

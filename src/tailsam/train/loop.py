@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from typing import Callable
 
 import torch
 import torch.distributed as dist
 
-from tailsam.config import Config, load_config, save_config
+from tailsam.config import Config, apply_overrides, load_config, save_config
 from tailsam.errors import ConfigError, UserError
 from tailsam.eval import evaluate
 from tailsam.optim import SAM, apply_schedules
@@ -32,7 +33,7 @@ from tailsam.train.distributed import (DistributedFailure, GlobalBatchLoss, Proc
                                        sum_over_processes, wrap_model)
 from tailsam.train.hessian_run import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
-from tailsam.train.precision import resolve_precision
+from tailsam.train.precision import resolve_auto, resolve_precision
 from tailsam.train.signals import stop_on_signals
 from tailsam.train.state import RunDir, environment, load_checkpoint, save_checkpoint, write_json
 from tailsam.train.step import sam_step, sgd_step
@@ -90,8 +91,12 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
     main = processes.is_main
     resuming = run.checkpoint.is_file()
     check_same_everywhere([int(resuming)], processes, device, "whether --out holds a checkpoint")
+    # "auto" becomes a precision once, when the run is created; a resumed run keeps the one it has.
+    requested = config.train.precision
     if resuming:
-        check_same_config(run, config)
+        config = check_same_config(run, config)
+    config = _with_precision(config, broadcast_from_main(
+        resolve_auto(config.train.precision, device, config.model.name), processes))
     precision = resolve_precision(config.train.precision, device)
     if config.train.compile != "off" and device.type != "cuda":
         raise ConfigError("train.compile is for CUDA devices: on this CPU inductor compiled slower than eager and "
@@ -134,7 +139,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
     elif main:
         run.create()
         save_config(config, run.config)
-        write_json(run.env, {**environment(device), "processes": processes.world_size})
+        write_json(run.env, {**environment(device), "processes": processes.world_size, "precision": precision.name})
         write_json(run.data, data.summary)
         run.metrics.unlink(missing_ok=True)
 
@@ -151,6 +156,10 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
 
     epochs = config.train.epochs
     progress = EpochProgress(epochs, len(data.train), enabled=verbose)
+    if verbose:
+        how = ("kept from the run's creation" if resuming and requested == "auto" else
+               "train.precision=auto on this device" if requested == "auto" else "train.precision")
+        print(f"precision {precision.name} ({how})", file=sys.stderr, flush=True)
     tensorboard = TensorBoardLog(run.root, config.train.tensorboard and main)
     started = time.perf_counter()
     trained_images, training_seconds = 0, 0.0   # this session, evaluation excluded
@@ -226,18 +235,18 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
                                      "run the same command to resume", stop.signum)
     tensorboard.close()
     trained_images = int(sum_over_processes(torch.tensor([trained_images], device=device), processes).item())
-    return broadcast_from_main(_write_final(run, data.counts, best, started, trained_images, training_seconds)
-                               if main else None, processes)
+    return broadcast_from_main(_write_final(run, data.counts, best, started, trained_images, training_seconds,
+                                            precision.name) if main else None, processes)
 
 
 def _write_final(run: RunDir, counts: list[int], best: dict | None, started: float, trained_images: int,
-                 training_seconds: float) -> dict:
+                 training_seconds: float, precision: str) -> dict:
     """final.json: the last epoch's test metrics, and the best epoch labelled as chosen on the test set."""
     final_record = run.read_metrics()[-1]
     final = {
         "epoch": final_record["epoch"], "top1": final_record["test"]["top1"],
         "group_accuracy": final_record["test"]["group_accuracy"], "per_class": final_record["test"]["per_class"],
-        "train_counts": counts,
+        "train_counts": counts, "precision": precision,
         # Chosen by looking at the test set: never a result to report, only a diagnostic.
         "best_epoch_on_test_set": best,
         "seconds_this_session": round(time.perf_counter() - started, 1),
@@ -263,9 +272,14 @@ RESUME_MAY_CHANGE = (("data", "root"), ("data", "download"), ("train", "device")
                      ("train", "compile"))
 
 
-def check_same_config(run: RunDir, config: Config) -> None:
-    """Resuming under other settings would silently mix two experiments: refuse, naming the first difference."""
+def check_same_config(run: RunDir, config: Config) -> Config:
+    """The config to resume `run` with: `config`, with train.precision=auto taking the precision the run has.
+
+    Resuming under other settings would silently mix two experiments: refuse, naming the first difference.
+    """
     saved = load_config(run.config).to_dict()
+    if config.train.precision == "auto":
+        config = _with_precision(config, saved["train"]["precision"])
     wanted = config.to_dict()
     for section, key in RESUME_MAY_CHANGE:
         saved[section].pop(key)
@@ -274,6 +288,11 @@ def check_same_config(run: RunDir, config: Config) -> None:
         key = _first_difference(saved, wanted)
         raise UserError(f"{run.root} holds a run with {key} different from this command's; "
                         "resume with the same recipe and overrides, or choose another --out")
+    return config
+
+
+def _with_precision(config: Config, name: str) -> Config:
+    return apply_overrides(config, [f"train.precision={name}"])
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:

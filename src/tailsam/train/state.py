@@ -21,6 +21,7 @@ import torch
 
 from tailsam import __version__
 from tailsam.errors import UserError
+from tailsam.train.precision import cpu_description
 
 CHECKPOINT_FORMAT = 1
 _UMASK = os.umask(0)
@@ -72,6 +73,7 @@ def environment(device: torch.device) -> dict:
     env = {
         "tailsam": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
         "platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
+        "cpu": cpu_description(),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
