@@ -68,14 +68,17 @@ def test_results_json_matches_a_direct_class_spectrum_call(run, capsys):
     printed = json.loads(capsys.readouterr().out)
     results = json.loads((out / "results.json").read_text())
     assert printed["classes"] == results["classes"]
-    assert (results["split"], results["loss"], results["iters"], results["augment"]) == ("train", "ce", 8, False)
+    assert (results["split"], results["loss"], results["iters"], results["augment"]) == ("train", "run", 8, False)
+    assert results["loss_function"] == "the run's own: ldam, DRW weights"
     assert results["epoch"] == 4 and results["train_counts"][0] == 120 and results["train_counts"][9] == 6
 
     model, x, y, counts = digits_split(run)
     assert results["train_counts"] == counts
+    # The run's own loss by default; its DRW weights cancel on one class's images (the test below).
+    ldam = build_loss("ldam", counts, **get_recipe("digits-ldam-drw").loss.hparams)
     assert [r["class_id"] for r in results["classes"]] == [9, 0]       # in the order asked for
     for record in results["classes"]:
-        direct = class_spectrum(model, F.cross_entropy, x, y, record["class_id"], steps=8, max_images=40)
+        direct = class_spectrum(model, ldam, x, y, record["class_id"], steps=8, max_images=40)
         assert record["train_count"] == counts[record["class_id"]]
         assert record["indices"] == list(direct.indices) and record["n_images"] == min(40, record["train_count"])
         for key in ("loss", "accuracy", "lambda_max", "lambda_min", "eigenvalue_ratio", "negative_mass", "trace"):
@@ -95,12 +98,19 @@ def test_table_and_plot_paths_without_json(run, capsys):
     assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--split", "test"]) == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
-    assert lines[0].split()[:4] == ["class", "train", "images", "loss"]
-    assert lines[1].split()[:3] == ["4", "31", "50"]                  # 31 training images, 50 test images
+    assert lines[0] == "loss: the run's own: ldam, DRW weights (test split)"
+    assert lines[1].split()[:4] == ["class", "train", "images", "loss"]
+    assert lines[2].split()[:3] == ["4", "31", "50"]                  # 31 training images, 50 test images
     # A checkpoint inside a run directory writes to RUN/hessian, as the run directory does.
     for name in ("densities.png", "ratio_vs_count.png", "results.json"):
         assert f"{run / 'hessian' / name}" in printed
         assert (run / "hessian" / name).is_file()
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["loss_function"] == "cross-entropy on the logits (unscaled cosines of the normed head)"
+    model, x, y, _ = digits_split(run)
+    direct = class_spectrum(model, F.cross_entropy, x, y, 4, steps=3)
+    assert printed["classes"][0]["lambda_max"] == pytest.approx(direct.lambda_max, rel=1e-5)
 
 
 def test_run_loss_per_class_ignores_the_drw_weights_and_augment_is_seeded(run):

@@ -161,8 +161,9 @@ def _add_hessian_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=100, help="Lanczos steps per class, at least 2 (default: %(default)s)")
     p.add_argument("--runs", type=int, default=1, help="independent Lanczos starts averaged per class (default: 1)")
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, a seeded draw")
-    p.add_argument("--loss", default="ce", choices=("ce", "run"),
-                   help="plain cross-entropy (default, as in the paper) or the run's own loss and class weights")
+    p.add_argument("--loss", default="run", choices=("run", "ce"),
+                   help="the run's own loss and class weights (default: the surface it trained on) or plain "
+                   "cross-entropy on the logits (the paper's script's default; unscaled for a normed head)")
     p.add_argument("--augment", action="store_true", help="apply the training crop/flip once, drawn from --seed")
     p.add_argument("--seed", type=int, default=0, help="seeds the image draw, the augmentation and Lanczos starts")
     p.add_argument("--out", help="folder for results.json and the plots (default: RUN/hessian)")

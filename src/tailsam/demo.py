@@ -48,7 +48,8 @@ def run_demo(out: str | Path = "tailsam-demo", *, verbose: bool = True) -> str:
                                             for recipe in DEMO_RUNS.values()])
     return (f"Long-tailed digits (imbalance ratio {get_recipe(DEMO_RUNS['LDAM+DRW']).data.ratio:g}), "
             f"final-epoch test accuracy (%):\n\n{format_results(results, class_names=class_names)}\n\n"
-            f"Per-class Hessian of the training loss (cross-entropy, at most {HESSIAN_MAX_IMAGES} training "
+            f"Per-class Hessian of each run's own training loss "
+            f"({spectra[next(iter(spectra))].settings['loss_function']}; at most {HESSIAN_MAX_IMAGES} training "
             f"images per class, {HESSIAN_ITERS} Lanczos steps); lambda_min < 0 is a saddle:\n\n"
             f"{hessian_table(spectra)}\n\nPlots:\n{plots}\n\nRun directories:\n{runs}")
 
