@@ -187,3 +187,12 @@ def test_a_changed_config_over_an_earlier_sweep_exits_2_and_touches_nothing(swep
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train.epochs (2 there, 3 here)" in err
     assert files_state(out) == before
+
+
+def test_runs_start_seed_by_seed_in_the_order_of_the_recipes(tmp_path):
+    from tailsam.sweep import plan_sweep
+
+    runs = plan_sweep(["digits-ce-sam", "digits-ce"], [0, 1], TINY, tmp_path / "s")
+    assert [(run.recipe, run.seed) for run in runs] == [("digits-ce-sam", 0), ("digits-ce", 0),
+                                                        ("digits-ce-sam", 1), ("digits-ce", 1)]
+    assert [run.config.train.seed for run in runs] == [0, 0, 1, 1]

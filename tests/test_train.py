@@ -78,8 +78,12 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path, reference_run, epoch
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert (state["loader"]["epoch"], state["loader"]["position"]) == ((2, 0) if step == 3 else (2, 2))
     assert not (tmp_path / "final.json").exists()
-    train(tiny_config(), tmp_path, verbose=False)
+    first_session_s = state["wall_s"]
+    final = train(tiny_config(), tmp_path, verbose=False)
     assert_same_run(tmp_path, reference_run)
+    # Wall time adds up over sessions: the first one's (to its checkpoint) and this one's.
+    assert final["wall_s_all_sessions"] == pytest.approx(first_session_s + final["seconds_this_session"], abs=0.11)
+    assert 0 < first_session_s
 
 
 def test_kill_9_loses_at_most_the_current_epoch(tmp_path):

@@ -86,7 +86,7 @@ def plan_sweep(recipes: list[str], seeds: list[int], overrides: list[str], out: 
 
     A run directory that already holds a run must hold this run's config (the
     same rule as resuming with `tailsam train`); with final.json it is finished
-    and will be reused.
+    and will be reused. Runs come seed by seed, in the order of `recipes`: the order they start in.
     """
     if not recipes:
         raise ConfigError("give at least one recipe (see `tailsam recipes`)")
@@ -100,10 +100,11 @@ def plan_sweep(recipes: list[str], seeds: list[int], overrides: list[str], out: 
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the sweep's run directories")
     extra = [f"data.root={data_root}"] if data_root is not None else []
+    bases = {recipe: apply_overrides(get_recipe(recipe), overrides + extra) for recipe in recipes}
     runs = []
-    for recipe in recipes:
-        base = apply_overrides(get_recipe(recipe), overrides + extra)
-        for seed in seeds:
+    # Seed by seed, recipes in the order given: a sweep cut short still has every recipe's first seed.
+    for seed in seeds:
+        for recipe, base in bases.items():
             config = apply_overrides(base, [f"train.seed={seed}"])
             root = run_dir(out, recipe, seed)
             args = ("train", recipe, *overrides, f"train.seed={seed}", "--out", str(root))

@@ -118,6 +118,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
     scaler = precision.grad_scaler()
     totals = torch.zeros(3, dtype=torch.float64, device=device)   # loss sum, correct, images of this epoch
     best: dict | None = None
+    earlier_sessions_s = 0.0   # wall time of the loop in earlier sessions, up to their last checkpoint
 
     if resuming:
         state = load_checkpoint(run.checkpoint, map_location=device)
@@ -133,6 +134,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
         if scaler is not None:
             scaler.load_state_dict(state["scaler"])
         best = state["best"]
+        earlier_sessions_s = state.get("wall_s", 0.0)
         check_same_everywhere([data.train.epoch, data.train.position], processes, device, "the checkpoint")
         if main:
             run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
@@ -151,7 +153,7 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
                 "loader": data.train.state_dict(), "epoch_totals": epoch_totals.cpu(), "rng": torch.get_rng_state(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "best": best,
                 "config": config.to_dict(), "class_counts": data.counts, "data": data.summary,
-                "world_size": processes.world_size,
+                "world_size": processes.world_size, "wall_s": earlier_sessions_s + time.perf_counter() - started,
             })
 
     epochs = config.train.epochs
@@ -235,12 +237,12 @@ def _train(config: Config, out, processes: Processes, device: torch.device, *, v
                                      "run the same command to resume", stop.signum)
     tensorboard.close()
     trained_images = int(sum_over_processes(torch.tensor([trained_images], device=device), processes).item())
-    return broadcast_from_main(_write_final(run, data.counts, best, started, trained_images, training_seconds,
-                                            precision.name) if main else None, processes)
+    return broadcast_from_main(_write_final(run, data.counts, best, started, earlier_sessions_s, trained_images,
+                                            training_seconds, precision.name) if main else None, processes)
 
 
-def _write_final(run: RunDir, counts: list[int], best: dict | None, started: float, trained_images: int,
-                 training_seconds: float, precision: str) -> dict:
+def _write_final(run: RunDir, counts: list[int], best: dict | None, started: float, earlier_sessions_s: float,
+                 trained_images: int, training_seconds: float, precision: str) -> dict:
     """final.json: the last epoch's test metrics, and the best epoch labelled as chosen on the test set."""
     final_record = run.read_metrics()[-1]
     final = {
@@ -250,6 +252,7 @@ def _write_final(run: RunDir, counts: list[int], best: dict | None, started: flo
         # Chosen by looking at the test set: never a result to report, only a diagnostic.
         "best_epoch_on_test_set": best,
         "seconds_this_session": round(time.perf_counter() - started, 1),
+        "wall_s_all_sessions": round(earlier_sessions_s + time.perf_counter() - started, 1),
         "train_images_per_s": round(trained_images / training_seconds, 1) if training_seconds else None,
     }
     write_json(run.final, final)
