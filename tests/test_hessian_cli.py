@@ -105,7 +105,13 @@ def test_table_and_plot_paths_without_json(run, capsys):
     for name in ("densities.png", "ratio_vs_count.png", "results.json"):
         assert f"{run / 'hessian' / name}" in printed
         assert (run / "hessian" / name).is_file()
-    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce", "--json"]) == 0
+    earlier = (run / "hessian" / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce"]) == 2
+    assert "holds an earlier analysis" in capsys.readouterr().err
+    assert (run / "hessian" / "results.json").read_bytes() == earlier   # refused before any work
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce", "--json",
+                 "--force"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["loss_function"] == "cross-entropy on the logits (unscaled cosines of the normed head)"
     model, x, y, _ = digits_split(run)

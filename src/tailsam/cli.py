@@ -131,12 +131,14 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_hessian(args: argparse.Namespace) -> int:
-    from tailsam.train import analyze_checkpoint, hessian_dir
+    from tailsam.train import analyze_checkpoint, check_results_folder, hessian_dir
 
+    folder = args.out or hessian_dir(args.run)
+    check_results_folder(folder, replace=args.force)
     result = analyze_checkpoint(args.run, classes=args.classes, split=args.split, loss=args.loss, iters=args.iters,
                                 runs=args.runs, max_images=args.max_images, seed=args.seed, augment=args.augment,
                                 data_root=args.data_root, device=args.device)
-    paths = result.write(args.out or hessian_dir(args.run))
+    paths = result.write(folder)
     if args.json:
         print(json.dumps({**result.to_dict(), "files": {name: str(path) for name, path in paths.items()}}))
     else:
@@ -167,6 +169,7 @@ def _add_hessian_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augment", action="store_true", help="apply the training crop/flip once, drawn from --seed")
     p.add_argument("--seed", type=int, default=0, help="seeds the image draw, the augmentation and Lanczos starts")
     p.add_argument("--out", help="folder for results.json and the plots (default: RUN/hessian)")
+    p.add_argument("--force", action="store_true", help="replace an earlier analysis in that folder")
     p.add_argument("--data-root", help="data folder, if it moved since training")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

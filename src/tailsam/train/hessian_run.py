@@ -97,6 +97,16 @@ class RunSpectra:
         return "\n".join(lines)
 
 
+def check_results_folder(folder: str | Path, *, replace: bool) -> None:
+    """Before an analysis: `folder` must be able to take its files without losing an earlier analysis."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder} is a file; give a folder for results.json and the plots")
+    earlier = folder / RESULTS_FILE
+    if earlier.exists() and not replace:
+        raise UserError(f"{earlier} holds an earlier analysis; give --out DIR for this one, or --force to replace it")
+
+
 def hessian_dir(run_or_checkpoint: str | Path) -> Path:
     """Where results go by default: RUN/hessian for a run directory or a checkpoint inside one."""
     path = Path(run_or_checkpoint)

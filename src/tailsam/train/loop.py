@@ -12,11 +12,13 @@ global batch (train/distributed.py); rank 0 alone writes the run directory.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sys
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -35,7 +37,8 @@ from tailsam.train.hessian_run import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
 from tailsam.train.precision import resolve_auto, resolve_precision
 from tailsam.train.signals import stop_on_signals
-from tailsam.train.state import RunDir, environment, load_checkpoint, save_checkpoint, write_json
+from tailsam.train.state import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
+                                 write_json)
 from tailsam.train.step import sam_step, sgd_step
 
 
@@ -66,9 +69,10 @@ def train(config: Config, out, *, verbose: bool = True,
     """
     processes = processes_from_environment()
     device = process_device(config.train.device, processes)
-    with process_group(processes, device):
+    run = RunDir(out)
+    with process_group(processes, device), _owned(run, processes):
         try:
-            return _train(config, out, processes, device, verbose=verbose and processes.is_main, on_step=on_step)
+            return _train(config, run, processes, device, verbose=verbose and processes.is_main, on_step=on_step)
         except RuntimeError as err:
             if not (processes.distributed and _lost_contact(err)):
                 raise
@@ -79,18 +83,43 @@ def train(config: Config, out, *, verbose: bool = True,
                 f"{RunDir(out).checkpoint} holds the last saved state: run the same command to resume") from None
 
 
+@contextmanager
+def _owned(run: RunDir, processes: Processes) -> Iterator[None]:
+    """Hold the run directory's lock (rank 0) while the block runs; every process refuses with the same line."""
+    lock, refusal = None, None
+    if processes.is_main:
+        try:
+            run.status()   # a folder that is not a run is refused before the lock file is put into it
+            lock = run.lock()
+        except UserError as err:
+            refusal = str(err)
+    refusal = broadcast_from_main(refusal, processes)
+    if refusal is not None:
+        raise UserError(refusal)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.close()
+
+
 def _lost_contact(err: RuntimeError) -> bool:
     """A collective failed because another process is gone (gloo and NCCL raise plain RuntimeErrors too)."""
     text = str(err)
     return isinstance(err, dist.DistError) or any(mark in text for mark in ("gloo", "NCCL", "Connection", "c10d"))
 
 
-def _train(config: Config, out, processes: Processes, device: torch.device, *, verbose: bool,
+def _train(config: Config, run: RunDir, processes: Processes, device: torch.device, *, verbose: bool,
            on_step: Callable[[int, int], None] | None) -> dict:
-    run = RunDir(out)
     main = processes.is_main
-    resuming = run.checkpoint.is_file()
-    check_same_everywhere([int(resuming)], processes, device, "whether --out holds a checkpoint")
+    status = run.status()
+    check_same_everywhere([(NEW, RESUME, FINISHED).index(status)], processes, device, "what --out holds")
+    if status == FINISHED:   # the same command again: the result stands, nothing is written
+        check_same_config(run, config)
+        if verbose:
+            print(f"{run.root} is a complete run ({run.final}); nothing to do", file=sys.stderr, flush=True)
+        return json.loads(run.final.read_text())
+    resuming = status == RESUME
     # "auto" becomes a precision once, when the run is created; a resumed run keeps the one it has.
     requested = config.train.precision
     if resuming:

@@ -8,12 +8,15 @@ half-written `last.pt` or `final.json` behind.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +90,21 @@ def environment(device: torch.device) -> dict:
     return env
 
 
+# What a run directory holds before its config.json exists: files of tailsam's own (a sweep writes
+# train.log and usage.json before the run starts; .lock is the ownership lock). Anything else in a
+# folder without config.json means the folder is not a run, and tailsam will not write into it.
+RUN_FILES = frozenset({"config.json", "env.json", "data.json", "metrics.jsonl", "final.json", "checkpoints",
+                       "tensorboard", "hessian", "train.log", "usage.json", ".lock"})
+NEW, RESUME, FINISHED = "new", "resume", "finished"
+
+
 class RunDir:
     """The files of one run (DESIGN.md contract) under `root`."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        if str(root) == "":
+            raise UserError("--out is empty; give a directory (new, or a run to resume)")
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"--out {self.root} is a file; give a directory (new, or a run to resume)")
         self.config = self.root / "config.json"
@@ -100,6 +113,51 @@ class RunDir:
         self.metrics = self.root / "metrics.jsonl"
         self.final = self.root / "final.json"
         self.checkpoint = self.root / "checkpoints" / "last.pt"
+        self.lock_file = self.root / ".lock"
+
+    def status(self) -> str:
+        """NEW (nothing to keep), RESUME (a checkpoint) or FINISHED (final.json and its checkpoint).
+
+        A UserError, and nothing written, for a folder that is not a run and
+        for a finished run whose checkpoint is gone: training there would
+        overwrite files it cannot rebuild.
+        """
+        if self.final.is_file() and not self.checkpoint.is_file():
+            raise UserError(f"{self.root} holds a finished run (final.json) whose {self.checkpoint} is missing; "
+                            "it is kept as it is: choose another --out")
+        if self.checkpoint.is_file():
+            return FINISHED if self.final.is_file() else RESUME
+        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_FILES) if self.root.is_dir() else []
+        if foreign and not self.config.is_file():
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise UserError(f"--out {self.root} is not empty and not a tailsam run (it holds {shown}); "
+                            "give a new or empty folder, or a run directory to resume")
+        return NEW
+
+    def lock(self):
+        """Take the run directory for this process: an open file holding an exclusive lock, until closed.
+
+        The kernel releases the lock when the process ends, however it ends. A
+        UserError names the process holding it.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock_file, "a+")
+        except OSError as err:
+            raise UserError(f"cannot create the run directory {self.root}: {err.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"{self.root} is in use by {holder}; wait for it to end, or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"tailsam pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        return handle
 
     def create(self) -> None:
         try:
