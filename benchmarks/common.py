@@ -50,25 +50,6 @@ def memory(device: torch.device | None = None) -> dict:
     return peak_memory(device)
 
 
-def compressed_schedule(epochs: int) -> list[str]:
-    """Overrides that fit the paper's 200-epoch CIFAR schedule into `epochs`, keeping its shape.
-
-    As in the recipes, a milestone m acts from epoch m + 1: DRW and the first
-    lr drop (x0.01) after 80% of the epochs, the second drop after 90%, a linear
-    warm-up of about 7% of them (at least 1, at most the paper's 5 epochs) so
-    short runs still ramp up, and evaluation about six times a run (at most
-    every 10 epochs). 200 epochs give the paper's schedule exactly, 30 the one
-    cifar_short.py has always used (2 warm-up epochs, drops after 24 and 27),
-    and a 2-epoch dry run still passes through every phase (one epoch at lr 0.1,
-    one with DRW at lr 0.001).
-    """
-    first = max(1, int(0.8 * epochs))
-    second = max(first + 1, int(0.9 * epochs))
-    return [f"train.epochs={epochs}", f"train.eval_every={min(10, max(1, epochs // 6))}",
-            f"loss.drw_start={first}", f"optim.lr_args.warmup_epochs={min(5, max(1, round(epochs / 15)))}",
-            f"optim.lr_args.decay_epochs={first},{second}"]
-
-
 class PilDataset(torch.utils.data.Dataset):
     """The reference data path of the paper's code: one PIL image per item, transformed one at a time."""
 

@@ -8,8 +8,9 @@ test-selected). They run through `tailsam sweep`'s machinery, LDAM+DRW and
 LDAM+DRW+SAM first, seed by seed: each run its own process and run directory
 under --out, --parallel at once on one device. Running the same command again
 reuses finished runs and resumes interrupted ones. `--epochs N` compresses the
-schedule into N epochs for a dry run (common.compressed_schedule); its accuracy
-is not comparable with the paper's.
+schedule into N epochs for a dry run (`train.epochs=N`: the milestones follow,
+tailsam.optim.schedules.scale_epochs); its accuracy is not comparable with the
+paper's.
 
 Then the per-class Hessian (`tailsam hessian`, the run's own loss) of each
 finished LDAM+DRW and LDAM+DRW+SAM run, seed 0: classes 0, 4, 9 (CIFAR-10) or
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from common import compressed_schedule, data_root, memory
+from common import data_root, memory
 from results import run_record
 from tailsam.data import load_dataset, select_longtail
 from tailsam.errors import UserError
@@ -229,8 +230,8 @@ def main() -> int:
     on_gpu = torch.cuda.is_available()
     parallel = args.parallel or (GPU_PARALLEL if on_gpu else min(len(METHODS), threads_per_run(1)))
     out = Path(args.out or f"runs/reproduce_{args.dataset}/epochs{args.epochs}")
-    overrides = ((compressed_schedule(args.epochs) if args.epochs != PAPER_EPOCHS else [])
-                 + ["train.eval_every=1"] + args.overrides)
+    overrides = ([f"train.epochs={args.epochs}"] if args.epochs != PAPER_EPOCHS else []) + [
+        "train.eval_every=1"] + args.overrides
     root = data_root(args.data_root)
     seeds = sorted(set(args.seeds))
     echo = lambda line: print(line, file=sys.stderr, flush=True)   # noqa: E731

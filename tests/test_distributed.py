@@ -160,7 +160,9 @@ def test_killed_process_stops_the_job_and_the_same_command_resumes_to_the_same_w
     assert ((tmp_path / "straight" / "metrics.jsonl").read_bytes()
             == (tmp_path / "killed" / "metrics.jsonl").read_bytes())
 
-    # One process cannot continue a 2-process run: the global batch would change.
+    # One process cannot continue a 2-process run: the global batch would change. (Without final.json
+    # the run is unfinished; a finished one given again is complete and touched by nobody.)
+    (tmp_path / "straight" / "final.json").unlink()
     checkpoint = (tmp_path / "straight" / "checkpoints" / "last.pt").read_bytes()
     assert tailsam_main([*run, "--out", str(tmp_path / "straight")]) == 2
     error = capsys.readouterr().err.strip().splitlines()

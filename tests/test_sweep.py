@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tailsam.cli import main
-from tailsam.config import apply_overrides, save_config
-from tailsam.recipes import get_recipe
+from tailsam.config import save_config
+from tailsam.recipes import recipe_with_overrides
 
 RECIPES = ["digits-ce", "digits-ce-sam"]
 SEEDS = [0, 1]
@@ -145,7 +145,7 @@ def test_a_failed_run_is_reported_and_the_others_finish(tmp_path, capsys):
     # seed 1's directory holds this very run's config and a damaged checkpoint: resuming it fails.
     broken = out / "digits-ce" / "seed1"
     (broken / "checkpoints").mkdir(parents=True)
-    save_config(apply_overrides(get_recipe("digits-ce"), TINY + ["train.seed=1"]), broken / "config.json")
+    save_config(recipe_with_overrides("digits-ce", TINY + ["train.seed=1"])[0], broken / "config.json")
     (broken / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     assert main(sweep_argv(out, recipes=["digits-ce"], seeds=[0, 1])) == 1
     captured = capsys.readouterr()

@@ -69,23 +69,29 @@ def _add_recipes_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _train_config(args: argparse.Namespace):
+    """The run's config, and the milestones that moved with an overridden train.epochs (recipe_with_overrides)."""
     from tailsam.config import apply_overrides, load_config
     from tailsam.errors import ConfigError
-    from tailsam.recipes import get_recipe
+    from tailsam.recipes import recipe_with_overrides
 
-    if (args.recipe is None) == (args.config is None):
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe is not None and "=" in recipe:   # `--config FILE key=value`: argparse took the first override
+        recipe, overrides = None, [recipe, *overrides]
+    if (recipe is None) == (args.config is None):
         raise ConfigError("give a recipe name (see `tailsam recipes`) or --config RUN/config.json, not both")
-    config = load_config(args.config) if args.config else get_recipe(args.recipe)
-    overrides = list(args.overrides)
     if args.data_root is not None:
         overrides.append(f"data.root={args.data_root}")
-    return apply_overrides(config, overrides)
+    if args.config:   # a replayed config.json is taken as written: its milestones are already its own
+        return apply_overrides(load_config(args.config), overrides), []
+    return recipe_with_overrides(recipe, overrides)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tailsam.train import train
 
-    final = train(_train_config(args), args.out, verbose=not args.quiet)
+    config, moved = _train_config(args)
+    notes = [f"train.epochs={config.train.epochs}: the recipe's milestones follow ({'; '.join(moved)})"] if moved else []
+    final = train(config, args.out, verbose=not args.quiet, notes=notes)
     if not processes_from_environment().is_main:   # under torchrun, rank 0 reports
         return 0
     groups = "  ".join(f"{k} {v:.2f}" for k, v in final["group_accuracy"].items() if v is not None)

@@ -13,6 +13,7 @@ Configs build them by name: ``build_lr_schedule("cosine", base_lr=0.2, epochs=90
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ import torch
 from tailsam.errors import ConfigError
 from tailsam.registry import Registry
 
+# Metadata: `epoch_args`, the builder's arguments that are epochs (milestones, warm-up, length),
+# which move with train.epochs when a recipe is shortened or stretched (`scale_epochs`).
 LR_SCHEDULES = Registry("lr schedule")
 RHO_SCHEDULES = Registry("rho schedule")
 
@@ -167,7 +170,8 @@ class LinearRho:
         return self.min_rho + (self.max_rho - self.min_rho) * (epoch - 1) / (self.epochs - 1)
 
 
-@LR_SCHEDULES.register("paper_cifar", paper="Cao et al. 2019 (LDAM-DRW); Rangwani et al. 2022")
+@LR_SCHEDULES.register("paper_cifar", paper="Cao et al. 2019 (LDAM-DRW); Rangwani et al. 2022",
+                        epoch_args=("warmup_epochs", "decay_epochs"))
 def paper_cifar_lr(
     base_lr: float = 0.1,
     warmup_epochs: int = 5,
@@ -178,7 +182,7 @@ def paper_cifar_lr(
     return StepDecayLR(base_lr, milestones=tuple(decay_epochs), gamma=gamma, warmup_epochs=warmup_epochs)
 
 
-@LR_SCHEDULES.register("step")
+@LR_SCHEDULES.register("step", epoch_args=("milestones", "warmup_epochs"))
 def step_lr(
     base_lr: float, milestones: tuple[int, ...] = (), gamma: float = 0.1, warmup_epochs: int = 0
 ) -> StepDecayLR:
@@ -186,7 +190,7 @@ def step_lr(
     return StepDecayLR(base_lr, milestones=tuple(milestones), gamma=gamma, warmup_epochs=warmup_epochs)
 
 
-@LR_SCHEDULES.register("cosine", paper="ImageNet-LT and iNaturalist recipes")
+@LR_SCHEDULES.register("cosine", paper="ImageNet-LT and iNaturalist recipes", epoch_args=("epochs", "warmup_epochs"))
 def cosine_lr(
     base_lr: float, epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0, steps_per_epoch: int = 1
 ) -> CosineLR:
@@ -196,13 +200,13 @@ def cosine_lr(
     )
 
 
-@RHO_SCHEDULES.register("constant")
+@RHO_SCHEDULES.register("constant", epoch_args=())
 def constant_rho(rho: float) -> ConstantRho:
     """The same rho throughout (the paper's default)."""
     return ConstantRho(rho)
 
 
-@RHO_SCHEDULES.register("step", paper="Rangwani et al. 2022, CIFAR")
+@RHO_SCHEDULES.register("step", paper="Rangwani et al. 2022, CIFAR", epoch_args=("boundaries",))
 def step_rho(
     values: tuple[float, ...] = (0.05, 0.1, 0.5, 0.6), boundaries: tuple[int, ...] = (5, 160, 180)
 ) -> StepRho:
@@ -210,16 +214,53 @@ def step_rho(
     return StepRho(tuple(values), tuple(boundaries))
 
 
-@RHO_SCHEDULES.register("rho_steps", paper="Rangwani et al. 2022, ImageNet-LT and iNaturalist")
+@RHO_SCHEDULES.register("rho_steps", paper="Rangwani et al. 2022, ImageNet-LT and iNaturalist",
+                        epoch_args=("boundaries",))
 def rho_steps(values: tuple[float, ...], boundaries: tuple[int, ...] = (5, 60, 75)) -> StepRho:
     """Four rho values a, b, c, d for epochs 1-5, 6-60, 61-75 and 76 on (e.g. 0.05, 0.1, 0.5, 0.5)."""
     return StepRho(tuple(values), tuple(boundaries))
 
 
-@RHO_SCHEDULES.register("linear")
+@RHO_SCHEDULES.register("linear", epoch_args=("epochs",))
 def linear_rho(min_rho: float, max_rho: float, epochs: int) -> LinearRho:
     """rho from ``min_rho`` at epoch 1 to ``max_rho`` at the last epoch."""
     return LinearRho(min_rho, max_rho, epochs)
+
+
+def scale_epochs(epochs: int | list[int], old_total: int, new_total: int) -> int | list[int]:
+    """Epoch milestones of an `old_total`-epoch schedule, moved to the same place in `new_total` epochs.
+
+    The rule: m -> round(m * new_total / old_total), halves rounded up, at least 1
+    (0, "from the start", stays 0). A list stays strictly increasing: each
+    milestone is at least the one before plus 1. The paper's DRW after epoch
+    160 of 200 becomes 16 of 20 (DRW from the 17th epoch); its 5 warm-up epochs
+    become 1.
+    """
+    def one(m: int) -> int:
+        return 0 if m == 0 else max(1, math.floor(m * new_total / old_total + 0.5))
+
+    if isinstance(epochs, int):
+        return one(epochs)
+    scaled: list[int] = []
+    for m in epochs:
+        scaled.append(max(one(m), scaled[-1] + 1) if scaled else one(m))
+    return scaled
+
+
+def schedule_epoch_args(registry: Registry, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The epoch-valued arguments of schedule `name` as it would be built from `args`: given, else defaults.
+
+    Arguments with no value and no default (a cosine's `epochs`, filled from
+    the run's length when it is built) are left out.
+    """
+    defaults = inspect.signature(registry.get(name).builder).parameters
+    found = {}
+    for arg in registry.get(name).metadata["epoch_args"]:
+        if arg in args:
+            found[arg] = args[arg]
+        elif arg in defaults and defaults[arg].default is not inspect.Parameter.empty:
+            found[arg] = defaults[arg].default
+    return {arg: list(value) if isinstance(value, tuple) else value for arg, value in found.items()}
 
 
 def build_lr_schedule(name: str, **kwargs: Any) -> Schedule:

@@ -4,7 +4,7 @@
     config = get_recipe("cifar10-ldam-drw-sam:smoke")   # 2 epochs on a few hundred images
 """
 
-from tailsam.recipes.registry import RECIPES, get_recipe, recipe_table
+from tailsam.recipes.registry import RECIPES, get_recipe, recipe_table, recipe_with_overrides
 from tailsam.recipes import cifar, digits, imagenet  # noqa: F401  (registers the recipes)
 
-__all__ = ["RECIPES", "get_recipe", "recipe_table"]
+__all__ = ["RECIPES", "get_recipe", "recipe_table", "recipe_with_overrides"]

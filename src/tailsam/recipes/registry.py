@@ -7,6 +7,7 @@ import math
 
 from tailsam.config import Config, apply_overrides, check
 from tailsam.errors import ConfigError
+from tailsam.optim.schedules import LR_SCHEDULES, RHO_SCHEDULES, scale_epochs, schedule_epoch_args
 from tailsam.registry import Registry
 
 # Metadata: `paper_top1` ({imbalance ratio: top-1 %} from the paper, empty when it reports none);
@@ -26,6 +27,42 @@ def get_recipe(name: str) -> Config:
     if variant:
         raise ConfigError(f"unknown recipe variant {variant!r} in {name!r}; the only variant is :{SMOKE}")
     return check(config)
+
+
+def recipe_with_overrides(name: str, overrides: list[str]) -> tuple[Config, list[str]]:
+    """Recipe `name` with a user's dotted overrides, and the milestones that moved, in words.
+
+    When the overrides change a full recipe's `train.epochs`, its epoch
+    milestones move with it by one rule (`tailsam.optim.schedules.scale_epochs`):
+    DRW's start and the lr and rho schedules' epoch arguments (warm-up, decays,
+    boundaries). A milestone the overrides set themselves is kept as given.
+    Smoke variants and replayed config.json files are never scaled.
+    """
+    base = get_recipe(name)
+    config = apply_overrides(base, overrides)
+    if ":" in name or config.train.epochs == base.train.epochs:
+        return config, []
+    given = {item.partition("=")[0].strip() for item in overrides}
+    old, new = base.train.epochs, config.train.epochs
+    moved = {}
+    if config.loss.weighting == "drw" and "loss.drw_start" not in given:
+        moved["loss.drw_start"] = (config.loss.drw_start, scale_epochs(config.loss.drw_start, old, new))
+    for section, registry, name_key, args in (
+            ("optim.lr_args", LR_SCHEDULES, config.optim.lr_schedule, config.optim.lr_args),
+            ("sam.rho_args", RHO_SCHEDULES, config.sam.rho_schedule, config.sam.rho_args)):
+        if section == "sam.rho_args" and config.sam.kind == "none":
+            continue
+        for arg, value in schedule_epoch_args(registry, name_key, args).items():
+            if f"{section}.{arg}" not in given:
+                moved[f"{section}.{arg}"] = (value, scale_epochs(value, old, new))
+    changed = {key: pair for key, pair in moved.items() if pair[0] != pair[1]}
+    config = apply_overrides(config, [f"{key}={_override_value(after)}" for key, (_, after) in changed.items()])
+    notes = [f"{key} {before} -> {after}" for key, (before, after) in changed.items()]
+    return config, notes
+
+
+def _override_value(value: int | list[int]) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def smoke(config: Config) -> Config:
@@ -61,4 +98,6 @@ def recipe_table() -> str:
         paper = ", ".join(f"{ratio:g}: {top1}" for ratio, top1 in entry.metadata["paper_top1"].items()) or "-"
         lines.append(f"{entry.name:26s} {config.data.dataset:11s} {loss:14s} {sam:13s} {paper}")
     lines.append("Append :smoke to any name for a 2-epoch run on a few hundred images.")
+    lines.append("train.epochs=N moves a recipe's epoch milestones (DRW start, warm-up, lr decays, rho boundaries) "
+                 "from m of E epochs to round(m * N / E), halves up, at least 1; milestones you set are kept.")
     return "\n".join(lines)

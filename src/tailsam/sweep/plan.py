@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tailsam.config import Config, apply_overrides
 from tailsam.errors import ConfigError
-from tailsam.recipes import get_recipe
+from tailsam.recipes import recipe_with_overrides
 from tailsam.train.loop import check_same_config   # `tailsam train`'s check before resuming, made up front
 from tailsam.train.state import RunDir
 
@@ -100,7 +100,8 @@ def plan_sweep(recipes: list[str], seeds: list[int], overrides: list[str], out: 
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for the sweep's run directories")
     extra = [f"data.root={data_root}"] if data_root is not None else []
-    bases = {recipe: apply_overrides(get_recipe(recipe), overrides + extra) for recipe in recipes}
+    # As `tailsam train` builds each run's config: milestones follow an overridden train.epochs.
+    bases = {recipe: recipe_with_overrides(recipe, overrides + extra)[0] for recipe in recipes}
     runs = []
     # Seed by seed, recipes in the order given: a sweep cut short still has every recipe's first seed.
     for seed in seeds:

@@ -59,11 +59,12 @@ class TrainingDiverged(Exception):
 STOP_CHECK_STEPS = 20
 
 
-def train(config: Config, out, *, verbose: bool = True,
-          on_step: Callable[[int, int], None] | None = None) -> dict:
+def train(config: Config, out, *, verbose: bool = True, on_step: Callable[[int, int], None] | None = None,
+          notes: list[str] = ()) -> dict:
     """Train `config` into the run directory `out` (resuming it if it holds a checkpoint); returns final.json.
 
     `on_step(epoch, step)` is called after every update (progress hooks, tests).
+    `notes` are printed with the run's precision, once the run is built (when verbose).
     Under torchrun (WORLD_SIZE > 1 in the environment) this process joins the
     run's process group; only rank 0 writes files and prints.
     """
@@ -72,7 +73,8 @@ def train(config: Config, out, *, verbose: bool = True,
     run = RunDir(out)
     with process_group(processes, device), _owned(run, processes):
         try:
-            return _train(config, run, processes, device, verbose=verbose and processes.is_main, on_step=on_step)
+            return _train(config, run, processes, device, verbose=verbose and processes.is_main, on_step=on_step,
+                          notes=notes)
         except RuntimeError as err:
             if not (processes.distributed and _lost_contact(err)):
                 raise
@@ -110,7 +112,7 @@ def _lost_contact(err: RuntimeError) -> bool:
 
 
 def _train(config: Config, run: RunDir, processes: Processes, device: torch.device, *, verbose: bool,
-           on_step: Callable[[int, int], None] | None) -> dict:
+           on_step: Callable[[int, int], None] | None, notes: list[str]) -> dict:
     main = processes.is_main
     status = run.status()
     check_same_everywhere([(NEW, RESUME, FINISHED).index(status)], processes, device, "what --out holds")
@@ -190,7 +192,7 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
     if verbose:
         how = ("kept from the run's creation" if resuming and requested == "auto" else
                "train.precision=auto on this device" if requested == "auto" else "train.precision")
-        print(f"precision {precision.name} ({how})", file=sys.stderr, flush=True)
+        print("\n".join([*notes, f"precision {precision.name} ({how})"]), file=sys.stderr, flush=True)
     tensorboard = TensorBoardLog(run.root, config.train.tensorboard and main)
     started = time.perf_counter()
     trained_images, training_seconds = 0, 0.0   # this session, evaluation excluded
@@ -317,8 +319,9 @@ def check_same_config(run: RunDir, config: Config) -> Config:
         saved[section].pop(key)
         wanted[section].pop(key)
     if saved != wanted:
-        key = _first_difference(saved, wanted)
-        raise UserError(f"{run.root} holds a run with {key} different from this command's; "
+        found = _differences(saved, wanted)
+        shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
+        raise UserError(f"{run.root} holds a run with {shown} different from this command's; "
                         "resume with the same recipe and overrides, or choose another --out")
     return config
 
@@ -327,10 +330,13 @@ def _with_precision(config: Config, name: str) -> Config:
     return apply_overrides(config, [f"train.precision={name}"])
 
 
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Each dotted key whose value differs, with both values (a milestone that moved with train.epochs too)."""
+    found = []
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
             if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-                return _first_difference(a[key], b[key], f"{prefix}{key}.")
-            return f"{prefix}{key} ({a.get(key)!r} there, {b.get(key)!r} here)"
-    return "nothing"
+                found += _differences(a[key], b[key], f"{prefix}{key}.")
+            else:
+                found.append(f"{prefix}{key} ({a.get(key)!r} there, {b.get(key)!r} here)")
+    return found
