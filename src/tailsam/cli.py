@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
 from tailsam import __version__
-from tailsam.errors import UserError
-from tailsam.train.distributed import DistributedFailure, processes_from_environment
-from tailsam.train.loop import RunInterrupted, TrainingDiverged
+from tailsam.errors import TailsamWarning, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,7 +22,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from tailsam.data import describe_split
 
     summary = describe_split(
-        args.dataset, root=args.root, profile=args.profile, ratio=args.ratio,
+        args.dataset, root=args.data_root, profile=args.profile, ratio=args.ratio,
         seed=args.seed, download=not args.no_download,
     )
     if args.json:
@@ -46,7 +45,7 @@ def _add_data_command(sub: argparse._SubParsersAction) -> None:
         "its class counts and the sha256 of the selected indices.",
     )
     p.add_argument("--dataset", required=True, choices=DATASETS.names())
-    p.add_argument("--root", default=None,
+    p.add_argument("--data-root", "--root", dest="data_root", default=None,   # --root: the old name
                    help=f"data folder (default: $TAILSAM_DATA_ROOT, else {default_data_root()})")
     p.add_argument("--profile", default="exp", choices=PROFILES)
     p.add_argument("--ratio", type=float, default=100.0, help="imbalance ratio n_max/n_min (>= 1)")
@@ -88,6 +87,7 @@ def _train_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tailsam.train import train
+    from tailsam.train.distributed import processes_from_environment
 
     config, moved = _train_config(args)
     notes = [f"train.epochs={config.train.epochs}: the recipe's milestones follow ({'; '.join(moved)})"] if moved else []
@@ -252,6 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command: exit status 0, 1 (a sweep's run failed), 2 (a mistake to fix), 3 (diverged), 130 (Ctrl-C)."""
+    try:   # a Ctrl-C while torch is still importing ends in one line too
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(argv)
+    except KeyboardInterrupt:
+        print("tailsam: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str] | None) -> int:
+    from tailsam.train.distributed import DistributedFailure
+    from tailsam.train.loop import RunInterrupted, TrainingDiverged
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
@@ -265,9 +279,17 @@ def main(argv: list[str] | None = None) -> int:
     except (RunInterrupted, TrainingDiverged, DistributedFailure) as stop:
         print(f"tailsam: {stop}", file=sys.stderr)
         return getattr(stop, "exit_code", 3)
-    except KeyboardInterrupt:
-        print("tailsam: interrupted", file=sys.stderr)
-        return 130
+
+
+_default_show_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """tailsam's own warnings in one line; any other as Python shows it."""
+    if issubclass(category, TailsamWarning):
+        print(f"tailsam: warning: {message}", file=sys.stderr, flush=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class DataError(UserError):
 
 class ConfigError(UserError):
     """A bad configuration value or an unknown name."""
+
+
+class TailsamWarning(UserWarning):
+    """Something a user should see though the command goes on (the command prints it in one line)."""

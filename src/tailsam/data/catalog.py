@@ -12,6 +12,7 @@ from tailsam.data.cifar import CIFAR10, CIFAR100, load_cifar
 from tailsam.data.digits import load_digits
 from tailsam.data.images import ImageData
 from tailsam.data.longtail import select_longtail
+from tailsam.errors import DataError
 from tailsam.registry import Registry
 
 DATASETS = Registry("dataset")
@@ -58,7 +59,11 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True) -> ImageData:
     """Read a named dataset from `root` (default: $TAILSAM_DATA_ROOT, else ./data)."""
-    return dataset_info(name).read(Path(root) if root is not None else default_data_root(), download)
+    root = Path(root) if root is not None else default_data_root()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"the data root {root} is a file; point --data-root or ${DATA_ROOT_ENV} at the folder "
+                        "that holds the data")
+    return dataset_info(name).read(root, download)
 
 
 def describe_split(name: str, *, root: str | os.PathLike | None = None, profile: str = "exp",

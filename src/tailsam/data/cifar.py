@@ -18,6 +18,7 @@ import pickle
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -111,7 +112,7 @@ def read_cifar_npz(path: str | os.PathLike, spec: CifarSpec) -> ImageData:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:   # missing, not npz, truncated
         raise DataError(f"{path}: not a readable .npz file ({err}); re-create it with "
                         "numpy.savez(x_train=..., y_train=..., x_test=..., y_test=...)") from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
@@ -152,7 +153,7 @@ def download_archive(spec: CifarSpec, root: Path) -> Path:
 def _missing_message(spec: CifarSpec, root: Path, *, reason: str) -> str:
     return (f"{spec.name} not found in {root.resolve()} ({reason}): expected {spec.npz_name}, "
             f"the folder {spec.folder}/ or {spec.archive}; get it from {spec.url} "
-            "or point --root / $TAILSAM_DATA_ROOT at the folder that holds it")
+            "or point --data-root / $TAILSAM_DATA_ROOT at the folder that holds it")
 
 
 # An official file's bytes, by name (from the folder or from inside the archive).

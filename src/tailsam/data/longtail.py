@@ -70,6 +70,10 @@ def select_longtail(labels: np.ndarray, num_classes: int, *, profile: str = "exp
     if n_max is None:
         n_max = int(available.min())
     counts = longtail_counts(n_max, num_classes, profile, ratio)
+    if min(counts) < 1:
+        c = counts.index(min(counts))
+        raise DataError(f"imbalance ratio {ratio:g} leaves class {c} with no training images ({n_max} images in "
+                        f"the largest class); use a ratio of at most {n_max}")
     short = [c for c in range(num_classes) if counts[c] > available[c]]
     if short:
         c = short[0]

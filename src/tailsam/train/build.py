@@ -42,6 +42,11 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
     if d.test_per_class is not None:  # the first k test images of each class, in stored order
         test_index = np.concatenate([np.flatnonzero(data.y_test == c)[:d.test_per_class]
                                      for c in range(data.num_classes)])
+    absent = sorted(set(range(data.num_classes)) - set(data.y_test[test_index].tolist()))
+    if absent:   # per-class accuracy, the groups and the mean over classes would all be wrong
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise DataError(f"the {d.dataset} test set has no images of class {absent[0]}{more}; "
+                        "every class needs test images")
     info = dataset_info(d.dataset)
     loader_args = dict(mean=info.mean, std=info.std, device=device, channels_last=config.train.channels_last)
     train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],

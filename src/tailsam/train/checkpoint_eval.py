@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import torch
 
 from tailsam.config import Config, config_from_dict
-from tailsam.errors import UserError
+from tailsam.errors import TailsamWarning, UserError
 from tailsam.eval import EvalResult, evaluate
 from tailsam.train.build import RunData, build_data, build_network
 from tailsam.train.precision import resolve_auto, resolve_device, resolve_precision
@@ -41,6 +42,11 @@ class RestoredRun:
     data: RunData
     model: torch.nn.Module
     device: torch.device
+
+    def non_finite_weights(self) -> list[str]:
+        """Names of the checkpoint's tensors holding NaN or inf (a diverged run's last save)."""
+        return [name for name, value in self.state["model"].items()
+                if value.is_floating_point() and not torch.isfinite(value).all()]
 
 
 def restore_run(run_or_checkpoint: str | Path, *, data_root: str | None = None, device: str = "auto") -> RestoredRun:
@@ -80,6 +86,10 @@ def evaluate_checkpoint(run_or_checkpoint: str | Path, *, data_root: str | None 
     # A run's config holds the precision it trained at ("auto" only in a config.json written by hand).
     precision = resolve_precision(resolve_auto(run.config.train.precision, run.device, run.config.model.name),
                                   run.device)
+    bad = run.non_finite_weights()
+    if bad:
+        warnings.warn(TailsamWarning(f"{run.path}: {len(bad)} weight tensor(s) hold NaN or inf ({bad[0]}, ...); "
+                                     "the accuracy below means nothing"), stacklevel=2)
     result = evaluate(run.model, run.data.test, run.data.counts, autocast_dtype=precision.dtype,
                       many_above=run.config.eval.many_threshold, few_below=run.config.eval.few_threshold)
     return result, run.config, run.data.summary

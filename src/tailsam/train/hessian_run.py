@@ -24,6 +24,7 @@ runs saw augmented images). The loss:
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from tailsam.config import Config, HessianConfig
 from tailsam.data import Augment, DeviceLoader, dataset_info
 from tailsam.data.augment import draw_crop_flip, gather_crops, normalize, pad_images
 from tailsam.errors import UserError
+from tailsam.resources import available_memory
 from tailsam.hessian import ClassSpectrum, analyze, plot_densities, plot_ratio_vs_count, spectrum_record, spread_classes
 from tailsam.hessian.hvp import LossFn
 from tailsam.hessian.per_class import Transform
@@ -105,6 +107,11 @@ def check_results_folder(folder: str | Path, *, replace: bool) -> None:
     earlier = folder / RESULTS_FILE
     if earlier.exists() and not replace:
         raise UserError(f"{earlier} holds an earlier analysis; give --out DIR for this one, or --force to replace it")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    try:   # a probe where the files will go (or the folder that will hold them), removed at once
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        raise UserError(f"cannot write the results into {folder} ({err.strerror}); give --out DIR") from None
 
 
 def hessian_dir(run_or_checkpoint: str | Path) -> Path:
@@ -138,6 +145,11 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
         raise UserError(f"{path}: the per-class Hessian needs a dataset held in memory (CIFAR, digits); "
                         f"{config.data.dataset} is read from image files, which this analysis does not support yet")
     torch_device, counts = restored.device, data.counts
+    bad = restored.non_finite_weights()
+    if bad:
+        raise UserError(f"{path}: {len(bad)} weight tensor(s) hold NaN or inf ({bad[0]}, ...): there is no "
+                        "curvature to measure; analyse a checkpoint from before the run diverged")
+    _check_lanczos_memory(model, iters, torch_device)
     epoch = int(state["loader"]["epoch"])
     # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
     epoch_index = epoch if state["loader"]["position"] > 0 else epoch - 1
@@ -193,6 +205,17 @@ def model_inputs(loader: DeviceLoader, augment: Augment | None, seed: int) -> Tr
         return normalize(images, loader.mean, loader.std, channels_last=loader.channels_last)
 
     return transform
+
+
+def _check_lanczos_memory(model: nn.Module, iters: int, device: torch.device) -> None:
+    """Refuse, before any work, a Lanczos basis (iters x parameters) that cannot fit or cannot be full rank."""
+    dim = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if iters > dim:
+        raise UserError(f"--iters {iters} is more than the model's {dim} parameters; use at most {dim}")
+    need, free = iters * dim * 4, available_memory(device)   # float32 basis
+    if free is not None and need > 0.8 * free:
+        raise UserError(f"{iters} Lanczos steps keep a {iters} x {dim} basis of {need / 2**30:.1f} GiB, more than "
+                        f"the {free / 2**30:.1f} GiB free on {device}; lower --iters")
 
 
 def _loss_function(config: Config, name: str) -> str:

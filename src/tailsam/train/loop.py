@@ -17,6 +17,7 @@ import math
 import re
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -24,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from tailsam.config import Config, apply_overrides, load_config, save_config
-from tailsam.errors import ConfigError, UserError
+from tailsam.errors import ConfigError, TailsamWarning, UserError
 from tailsam.eval import evaluate
 from tailsam.optim import SAM, apply_schedules
 from tailsam.train.build import build_criterion, build_data, build_network, build_optimizer, build_schedules
@@ -53,6 +54,11 @@ class RunInterrupted(Exception):
 class TrainingDiverged(Exception):
     """The training loss became NaN or inf; the last good checkpoint is left as it was."""
 
+
+# What a checkpoint must hold to be resumed.
+TRAINING_STATE = ("model", "optimizer", "loader", "epoch_totals", "rng", "best")
+# An epoch's mean training loss this many times the run's first loss is reported as a warning.
+LOSS_GROWTH = 1000
 
 # Data-parallel processes agree on a stop signal every this many steps (one tiny all-reduce and a
 # host synchronisation each time): a stop needs every process at the same step.
@@ -150,9 +156,14 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
     totals = torch.zeros(3, dtype=torch.float64, device=device)   # loss sum, correct, images of this epoch
     best: dict | None = None
     earlier_sessions_s = 0.0   # wall time of the loop in earlier sessions, up to their last checkpoint
+    first_loss: float | None = None   # the run's first training loss: a loss 1000x above it is reported
 
     if resuming:
         state = load_checkpoint(run.checkpoint, map_location=device)
+        missing = [key for key in TRAINING_STATE if key not in state]
+        if missing:
+            raise UserError(f"{run.checkpoint}: not a training checkpoint (no {', '.join(missing)}); it cannot be "
+                            "resumed: start the run again in another --out")
         if state.get("world_size", 1) != processes.world_size:
             raise UserError(f"{run.checkpoint} was written by {state.get('world_size', 1)} process(es), this run "
                             f"has {processes.world_size}; resume with the same number (it sets the global batch)")
@@ -166,8 +177,12 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
             scaler.load_state_dict(state["scaler"])
         best = state["best"]
         earlier_sessions_s = state.get("wall_s", 0.0)
+        first_loss = state.get("first_loss")
         check_same_everywhere([data.train.epoch, data.train.position], processes, device, "the checkpoint")
         if main:
+            if data.train.epoch >= config.train.eval_every and not run.metrics.is_file():
+                raise UserError(f"{run.metrics} is missing: the log of the epochs before the checkpoint; restore "
+                                "it from a copy, or start the run again in another --out")
             run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
     elif main:
         run.create()
@@ -185,6 +200,7 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
                 "scaler": scaler.state_dict() if scaler is not None else None, "best": best,
                 "config": config.to_dict(), "class_counts": data.counts, "data": data.summary,
                 "world_size": processes.world_size, "wall_s": earlier_sessions_s + time.perf_counter() - started,
+                "first_loss": first_loss,
             })
 
     epochs = config.train.epochs
@@ -222,6 +238,8 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
                 totals[1] += (logits.argmax(1) == labels).sum()
                 totals[2] += len(labels)
                 trained_images += len(labels)
+                if first_loss is None:
+                    first_loss = loss.item()   # once per run: the only step that waits for the device
                 progress.step()
                 if on_step is not None:
                     on_step(epoch, data.train.position - 1)
@@ -237,10 +255,16 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
             totals.zero_()
             training_seconds += time.perf_counter() - epoch_start
             if not math.isfinite(loss_sum):
+                kept = (f"{run.checkpoint} still holds epoch {epoch - 1}" if run.checkpoint.is_file()
+                        else "no checkpoint was saved before it")
                 raise TrainingDiverged(
                     f"training loss is {loss_sum / seen} in epoch {epoch}; stopped without saving, so "
-                    f"{run.checkpoint} still holds the last good epoch; lower optim.lr or sam.rho"
+                    f"{kept}; lower optim.lr or sam.rho"
                     + (", or use train.precision=fp32" if precision.dtype is not None else ""))
+            if first_loss and loss_sum / seen > LOSS_GROWTH * first_loss and main:
+                warnings.warn(TailsamWarning(
+                    f"epoch {epoch}: training loss {loss_sum / seen:.4g} is more than {LOSS_GROWTH}x the first "
+                    f"step's {first_loss:.4g}: the run is not learning; lower optim.lr or sam.rho"), stacklevel=2)
             record = {"epoch": epoch, **values, "drw": drw is not None and criterion.weight is not None,
                       "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
             summary = (f"epoch {epoch}/{epochs}  loss {record['train_loss']:.4f}  train {record['train_acc']:.2f}%  "

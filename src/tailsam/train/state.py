@@ -11,7 +11,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pickle
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -32,18 +34,30 @@ os.umask(_UMASK)
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call write(file_object) on a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Call write(file_object) on a temporary file beside `path`, then rename it over `path`.
+
+    A write that fails (disk full, no permission) leaves `path` as it was and
+    raises a UserError saying so.
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's permissions
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a failed write as a RuntimeError from its zip writer.
+        if isinstance(err, OSError) or (isinstance(err, RuntimeError) and "write" in str(err)):
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+            kept = f"the previous {path.name} is kept" if path.exists() else f"{path.name} was not written"
+            raise UserError(f"cannot write {path} ({reason}); {kept}: free some space or fix the "
+                            "permissions, then run the same command again") from None
         raise
 
 
@@ -62,7 +76,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise UserError(f"{path}: no such checkpoint; give a run directory or its checkpoints/last.pt")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated, not a torch file, or holds non-tensor objects
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)", str(err))   # an object other than tensors and plain containers
+        if found:
+            raise UserError(f"{path}: holds a Python object ({found.group(1)}) that a tailsam checkpoint never has; "
+                            "loading it could run code, so tailsam does not: use a checkpoint written by "
+                            "tailsam") from None
+        raise UserError(f"{path}: not a readable tailsam checkpoint (not a torch file); give a run directory "
+                        "or its checkpoints/last.pt") from None
+    except Exception as err:  # truncated or not a torch file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{path}: not a readable tailsam checkpoint ({reason}); "
                         "it may be truncated: use an intact copy") from None
@@ -144,7 +166,8 @@ class RunDir:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.lock_file, "a+")
         except OSError as err:
-            raise UserError(f"cannot create the run directory {self.root}: {err.strerror}") from None
+            raise UserError(f"cannot write in the run directory {self.root} ({err.strerror}); give an --out "
+                            "you can write to") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,10 +189,27 @@ class RunDir:
             raise UserError(f"cannot create the run directory {self.root}: {err.strerror}") from None
 
     def read_metrics(self) -> list[dict]:
+        """The metrics.jsonl records. A torn last line (no newline: the process died while appending it)
+        is left out, since its epoch was never checkpointed; any other unreadable line is a UserError."""
         if not self.metrics.is_file():
             return []
-        with open(self.metrics) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        text = self.metrics.read_text(errors="replace")
+        lines = text.split("\n")
+        records = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+                if number == len(lines):   # the last line, without its newline: torn
+                    break
+                raise UserError(f"{self.metrics}: line {number} is not a metrics record; restore the file "
+                                "from a copy, or start the run again in another --out")
+            records.append(record)
+        return records
 
     def append_metrics(self, record: dict) -> None:
         with open(self.metrics, "a") as f:
