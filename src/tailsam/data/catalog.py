@@ -60,7 +60,7 @@ def dataset_info(name: str) -> DatasetInfo:
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True) -> ImageData:
     """Read a named dataset from `root` (default: $TAILSAM_DATA_ROOT, else ./data)."""
     root = Path(root) if root is not None else default_data_root()
-    if root.exists() and not root.is_dir():
+    if dataset_info(name).needs_root and root.exists() and not root.is_dir():
         raise DataError(f"the data root {root} is a file; point --data-root or ${DATA_ROOT_ENV} at the folder "
                         "that holds the data")
     return dataset_info(name).read(root, download)

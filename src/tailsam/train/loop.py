@@ -180,7 +180,8 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
         first_loss = state.get("first_loss")
         check_same_everywhere([data.train.epoch, data.train.position], processes, device, "the checkpoint")
         if main:
-            if data.train.epoch >= config.train.eval_every and not run.metrics.is_file():
+            evaluated = data.train.epoch >= min(config.train.eval_every, config.train.epochs)
+            if evaluated and not run.metrics.is_file():
                 raise UserError(f"{run.metrics} is missing: the log of the epochs before the checkpoint; restore "
                                 "it from a copy, or start the run again in another --out")
             run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
