@@ -103,7 +103,7 @@ def test_user_mistake_exits_2_with_one_line(tmp_path, finished_run, make_argv, e
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert expected in err, err
     assert snapshot(finished_run) == before, "existing run files changed"
-    assert not (tmp_path / "o" / "checkpoints" / "last.pt").exists()
+    assert not (tmp_path / "o").exists()   # a refused new run leaves no folder (not even its lock file)
 
 
 def test_truncated_checkpoint_exits_2_and_is_left_as_it_was(tmp_path, finished_run, capsys):

@@ -95,6 +95,7 @@ def train(config: Config, out, *, verbose: bool = True, on_step: Callable[[int, 
 def _owned(run: RunDir, processes: Processes) -> Iterator[None]:
     """Hold the run directory's lock (rank 0) while the block runs; every process refuses with the same line."""
     lock, refusal = None, None
+    created = not run.root.exists()
     if processes.is_main:
         try:
             run.status()   # a folder that is not a run is refused before the lock file is put into it
@@ -108,6 +109,9 @@ def _owned(run: RunDir, processes: Processes) -> Iterator[None]:
         yield
     finally:
         if lock is not None:
+            if created and [p.name for p in run.root.iterdir()] == [run.lock_file.name]:
+                run.lock_file.unlink()   # refused before writing anything: leave no folder behind
+                run.root.rmdir()
             lock.close()
 
 
