@@ -109,6 +109,8 @@ def test_table_and_plot_paths_without_json(run, capsys):
     capsys.readouterr()
     assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce"]) == 2
     assert "holds an earlier analysis" in capsys.readouterr().err
+    assert main(["hessian", str(checkpoint), "--iters", "3", "--out", str(run / "config.json")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
     assert (run / "hessian" / "results.json").read_bytes() == earlier   # refused before any work
     assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce", "--json",
                  "--force"]) == 0

@@ -121,15 +121,22 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
     build_and_keep.__wrapped__ = loop.build_network
     monkeypatch.setattr(loop, "build_network", build_and_keep)
 
-    def poison(epoch, step):  # a weight turns NaN during epoch 2
-        if (epoch, step) == (2, 0):
-            next(built["model"].parameters()).data.fill_(float("nan"))
+    def poison_in(poisoned_epoch):  # a weight turns NaN during that epoch
+        def poison(epoch, step):
+            if (epoch, step) == (poisoned_epoch, 0):
+                next(built["model"].parameters()).data.fill_(float("nan"))
+        return poison
 
-    with pytest.raises(TrainingDiverged, match="epoch 2"):
-        train(tiny_config(), tmp_path, verbose=False, on_step=poison)
-    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    with pytest.raises(TrainingDiverged, match="epoch 2") as diverged:
+        train(tiny_config(), tmp_path / "run", verbose=False, on_step=poison_in(2))
+    assert f"{tmp_path / 'run' / 'checkpoints' / 'last.pt'} still holds epoch 1" in str(diverged.value)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["loader"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    # In the first epoch there is no checkpoint yet, and the message says so rather than promise one.
+    with pytest.raises(TrainingDiverged, match="no checkpoint was saved before it"):
+        train(tiny_config(), tmp_path / "first", verbose=False, on_step=poison_in(1))
+    assert not (tmp_path / "first" / "checkpoints" / "last.pt").exists()
 
 
 def test_demo_trains_both_runs_and_prints_them_side_by_side(tmp_path, capsys):
