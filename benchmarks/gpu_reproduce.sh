@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The paper's CIFAR-LT table on one GPU, unattended, in one command that fits a 600 s call:
 #   1. benchmarks/train_step.py: SAM training images/s, the paper code's loop against tailsam, on this card
-#      (skipped once $OUT/train_step.json exists: the machine keeps it between calls while it is held);
+#      (once per machine: kept in runs/train_step.json, which a held machine keeps between calls);
 #   2. benchmarks/reproduce_cifar10.py --dataset $DATASET: LDAM+DRW, LDAM+DRW+SAM (these two start first),
 #      CE+DRW, CE+DRW+SAM, VS, VS+SAM, 200 epochs, seed 0, evaluated every epoch, $PARALLEL at once,
 #      then the per-class Hessian of the two LDAM runs; beside the paper's figures, with the claims checked.
@@ -40,11 +40,12 @@ export PYTHONPATH=$PWD/src:$PWD/benchmarks PYTHONUNBUFFERED=1 TAILSAM_DATA_ROOT=
 { command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } | tee "$OUT/gpu.txt"
 
-if [ "$DATASET" = cifar10 ] && [ ! -s "$OUT/train_step.json" ]; then
+mkdir -p runs
+if [ ! -s runs/train_step.json ]; then
     timeout 150 "$PY" benchmarks/train_step.py --device "$DEVICE" --steps "$STEPS" --workers 0 8 --precisions bf16 \
-        > "$OUT/train_step.json.part" && mv "$OUT/train_step.json.part" "$OUT/train_step.json"
-    cat "$OUT/train_step.json" 2>/dev/null
+        > runs/train_step.json.part && mv runs/train_step.json.part runs/train_step.json
 fi
+[ -s runs/train_step.json ] && cp runs/train_step.json "$OUT/" && cat "$OUT/train_step.json"
 
 # Split "--epochs 1 -- key=value" into the script's options and the runs' overrides.
 options=(); overrides=()

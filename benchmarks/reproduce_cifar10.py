@@ -9,8 +9,8 @@ LDAM+DRW+SAM first, seed by seed: each run its own process and run directory
 under --out, --parallel at once on one device. Running the same command again
 reuses finished runs and resumes interrupted ones. `--epochs N` compresses the
 schedule into N epochs for a dry run (`train.epochs=N`: the milestones follow,
-tailsam.optim.schedules.scale_epochs); its accuracy is not comparable with the
-paper's.
+tailsam.optim.schedules.scale_epochs; from N = 10 every phase is reached: DRW
+and both lr drops); its accuracy is not comparable with the paper's.
 
 Then the per-class Hessian (`tailsam hessian`, the run's own loss) of each
 finished LDAM+DRW and LDAM+DRW+SAM run, seed 0: classes 0, 4, 9 (CIFAR-10) or
@@ -29,7 +29,7 @@ input or data, 130 if interrupted.
 
     python benchmarks/reproduce_cifar10.py [--dataset cifar10] [--data-root DIR] [--seeds 0 1 2]
                                            [--parallel K] [--epochs N] [--out DIR] [key=value ...]
-    python benchmarks/reproduce_cifar10.py --epochs 1     # a dry run of the whole pipeline
+    python benchmarks/reproduce_cifar10.py --epochs 1     # a dry run of the pipeline (no DRW, no lr drop)
 """
 
 from __future__ import annotations

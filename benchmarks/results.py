@@ -7,13 +7,15 @@ and labelled so; the per-class Hessian summary when `tailsam hessian` was run
 (RUN/hessian/results.json); the device (GPU name, or CPU model and bf16
 flags), precision, wall time over all sessions, and the tailsam commit.
 
-    python benchmarks/results.py record RUN_DIR [RUN_DIR ...] [--results results]
-    python benchmarks/results.py record --pack OUT/runs_cifar10.json [--results results]
+    python benchmarks/results.py record RUN_DIR [RUN_DIR ...] [--results results] [--force]
+    python benchmarks/results.py record --pack OUT/records_cifar10.json [--results results]
     python benchmarks/results.py table [--results results]
 
 `reproduce_cifar10.py` packs the records of its finished runs into one file
-(`--pack`), so a GPU machine returns them in one piece. Only runs that reached
-their configured last epoch are recorded; the table is rewritten from every
+({"records": [...]}, `--pack`), so a GPU machine returns them in one piece.
+Only runs that reached their last epoch with the recipe's own settings are
+results (evaluating more often, the device and the data folder may differ);
+a record is not replaced without --force. The table is rewritten from every
 JSON in the folder each time.
 """
 
@@ -54,7 +56,9 @@ def run_record(run_dir: str | Path) -> dict:
         "spectra": _spectra(_read(spectra_file)) if spectra_file.is_file() else None,
         "device": env["device"], "gpu": env.get("gpu"), "cpu": env.get("cpu"), "threads": env.get("threads"),
         "precision": config["train"]["precision"], "processes": env.get("processes", 1),
-        "wall_s": final.get("wall_s_all_sessions"), "train_images_per_s": final.get("train_images_per_s"),
+        # The training loop's wall time over all sessions (its first name was wall_s_all_sessions).
+        "wall_s": final.get("loop_wall_s", final.get("wall_s_all_sessions")),
+        "train_images_per_s": final.get("train_images_per_s"),
         "tailsam_commit": env.get("git_revision"), "torch": env.get("torch"),
         "overrides_vs_recipe": _overrides(recipe, config),
     }
@@ -104,8 +108,23 @@ def record_name(record: dict) -> str:
     return f"{record['dataset']}-lt-r{ratio}/{record['recipe']}-seed{record['seed']}.json"
 
 
-def save_records(records: list[dict], folder: Path) -> list[Path]:
-    """Write each record to folder/<dataset>-lt-r<ratio>/<recipe>-seed<S>.json, then the table."""
+# Settings a result may change from its recipe without being another experiment.
+HARMLESS = {"train.eval_every", "train.tensorboard", "data.download"}
+
+
+def save_records(records: list[dict], folder: Path, *, replace: bool = False) -> list[Path]:
+    """Write each record to folder/<dataset>-lt-r<ratio>/<recipe>-seed<S>.json, then the table.
+
+    A record of a run that changed its recipe (other than HARMLESS) or one that
+    would replace an existing file is refused, unless `replace` for the latter.
+    """
+    for record in records:
+        changed = sorted(set(record["overrides_vs_recipe"]) - HARMLESS)
+        if changed:
+            raise UserError(f"{record['recipe']} seed {record['seed']} changed its recipe ({', '.join(changed)}): "
+                            "not a result of the recipe; results/ holds the recipes as they are")
+        if (folder / record_name(record)).exists() and not replace:
+            raise UserError(f"{folder / record_name(record)} exists; give --force to replace it")
     paths = []
     for record in records:
         path = folder / record_name(record)
@@ -182,6 +201,7 @@ def main() -> int:
     record.add_argument("runs", nargs="*", metavar="RUN_DIR")
     record.add_argument("--pack", help="a JSON list of records written by reproduce_cifar10.py")
     record.add_argument("--results", default=str(RESULTS))
+    record.add_argument("--force", action="store_true", help="replace existing records of the same runs")
     show = sub.add_parser("table", help="rewrite and print the table")
     show.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
@@ -195,7 +215,7 @@ def main() -> int:
             records += json.loads(Path(args.pack).read_text())["records"]
         if not records:
             parser.error("give run directories or --pack")
-        for path in save_records(records, folder):
+        for path in save_records(records, folder, replace=args.force):
             print(path)
     except UserError as err:
         print(f"results: error: {err}", file=sys.stderr)

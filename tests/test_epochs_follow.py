@@ -76,3 +76,13 @@ def test_the_command_prints_the_moved_milestones_once_and_a_replay_keeps_them(tm
     assert replayed["loss"]["drw_start"] == 4 and replayed["train"]["epochs"] == 3
     assert "milestones follow" not in capsys.readouterr().err
     assert get_recipe("digits-ldam-drw").loss.drw_start == 40
+
+
+def test_a_moved_one_item_milestone_list_stays_a_list():
+    from tailsam.config import apply_overrides
+    from tailsam.recipes.registry import _override_value
+
+    assert (_override_value([16, 18]), _override_value([8]), _override_value(16)) == ("16,18", "8,", "16")
+    config = apply_overrides(get_recipe("cifar10-ce-drw"), [f"optim.lr_args.decay_epochs={_override_value([8])}"])
+    assert config.optim.lr_args["decay_epochs"] == [8]      # "8" alone would be the number 8
+    assert build_schedules(config)[0](9) == pytest.approx(1e-3)

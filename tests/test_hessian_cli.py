@@ -69,7 +69,7 @@ def test_results_json_matches_a_direct_class_spectrum_call(run, capsys):
     results = json.loads((out / "results.json").read_text())
     assert printed["classes"] == results["classes"]
     assert (results["split"], results["loss"], results["iters"], results["augment"]) == ("train", "run", 8, False)
-    assert results["loss_function"] == "the run's own: ldam, DRW weights"
+    assert results["loss_function"] == "the run's own: ldam, DRW as at the checkpoint's epoch"
     assert results["epoch"] == 4 and results["train_counts"][0] == 120 and results["train_counts"][9] == 6
 
     model, x, y, counts = digits_split(run)
@@ -98,7 +98,7 @@ def test_table_and_plot_paths_without_json(run, capsys):
     assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--split", "test"]) == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
-    assert lines[0] == "loss: the run's own: ldam, DRW weights (test split)"
+    assert lines[0] == "loss: the run's own: ldam, DRW as at the checkpoint's epoch (test split)"
     assert lines[1].split()[:4] == ["class", "train", "images", "loss"]
     assert lines[2].split()[:3] == ["4", "31", "50"]                  # 31 training images, 50 test images
     # A checkpoint inside a run directory writes to RUN/hessian, as the run directory does.

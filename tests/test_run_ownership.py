@@ -82,3 +82,32 @@ def test_an_empty_out_is_refused(capsys):
     assert main(["train", "digits-ce", *TINY, "--out", "", "--quiet"]) == 2
     assert "--out is empty" in capsys.readouterr().err
     assert not Path("config.json").exists()
+
+
+def test_another_programs_config_json_does_not_make_a_folder_a_run(tmp_path, capsys):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"their": "settings"}')
+    (folder / "main.py").write_text("print()")
+    assert main(["train", "digits-ce", *TINY, "--out", str(folder), "--quiet"]) == 2
+    assert "is not empty and not a tailsam run (it holds main.py)" in capsys.readouterr().err
+    assert (folder / "config.json").read_text() == '{"their": "settings"}'
+
+
+def test_a_damaged_final_json_is_written_again_from_the_last_checkpoint(tmp_path, finished_run):
+    run = copy_run(finished_run, tmp_path / "run")
+    good = json.loads((run / "final.json").read_text())
+    (run / "final.json").write_text('{"epoch": 1, "to')
+    assert main(["train", "digits-ce", *TINY, "--out", str(run), "--quiet"]) == 0
+    assert json.loads((run / "final.json").read_text())["top1"] == good["top1"]
+
+
+def test_analysis_settings_that_training_never_used_do_not_block_a_resume(tmp_path, finished_run):
+    """Runs made when hessian.loss defaulted to "ce" resume under today's default, with hessian.every=0."""
+    run = copy_run(finished_run, tmp_path / "run")
+    (run / "final.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    assert config["hessian"]["every"] == 0
+    config["hessian"]["loss"] = "ce"
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["train", "digits-ce", *TINY, "--out", str(run), "--quiet"]) == 0

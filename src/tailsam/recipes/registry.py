@@ -62,7 +62,8 @@ def recipe_with_overrides(name: str, overrides: list[str]) -> tuple[Config, list
 
 
 def _override_value(value: int | list[int]) -> str:
-    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    """A dotted override's value: "16,18", "8," for a one-item list (a list, not the number 8), or "16"."""
+    return ",".join(map(str, value)) + ("," if len(value) == 1 else "") if isinstance(value, list) else str(value)
 
 
 def smoke(config: Config) -> Config:

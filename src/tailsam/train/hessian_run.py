@@ -223,7 +223,8 @@ def _loss_function(config: Config, name: str) -> str:
     if name == "ce":
         return "cross-entropy on the logits" + (" (unscaled cosines of the normed head)"
                                                  if config.model.head == "normed" else "")
-    weights = {"none": "", "cb": ", class-balanced weights", "drw": ", DRW weights"}[config.loss.weighting]
+    weights = {"none": "", "cb": ", class-balanced weights", "drw": ", DRW as at the checkpoint's epoch"}[
+        config.loss.weighting]
     return f"the run's own: {config.loss.name}{weights}"
 
 

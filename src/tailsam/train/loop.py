@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 
-from tailsam.config import Config, apply_overrides, load_config, save_config
+from tailsam.config import Config, apply_overrides, load_config
 from tailsam.errors import ConfigError, TailsamWarning, UserError
 from tailsam.eval import evaluate
 from tailsam.optim import SAM, apply_schedules
@@ -183,15 +183,18 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
         earlier_sessions_s = state.get("wall_s", 0.0)
         first_loss = state.get("first_loss")
         check_same_everywhere([data.train.epoch, data.train.position], processes, device, "the checkpoint")
-        if main:
-            evaluated = data.train.epoch >= min(config.train.eval_every, config.train.epochs)
-            if evaluated and not run.metrics.is_file():
-                raise UserError(f"{run.metrics} is missing: the log of the epochs before the checkpoint; restore "
-                                "it from a copy, or start the run again in another --out")
-            run.keep_metrics_through(data.train.epoch)   # lines written after that checkpoint are redone
+        refusal = None
+        if main:   # every process stops with rank 0's one line, or none does
+            try:
+                _trim_metrics(run, data.train.epoch, config)
+            except UserError as err:
+                refusal = str(err)
+        refusal = broadcast_from_main(refusal, processes)
+        if refusal is not None:
+            raise UserError(refusal)
     elif main:
         run.create()
-        save_config(config, run.config)
+        write_json(run.config, config.to_dict())
         write_json(run.env, {**environment(device), "processes": processes.world_size, "precision": precision.name})
         write_json(run.data, data.summary)
         run.metrics.unlink(missing_ok=True)
@@ -260,7 +263,7 @@ def _train(config: Config, run: RunDir, processes: Processes, device: torch.devi
             totals.zero_()
             training_seconds += time.perf_counter() - epoch_start
             if not math.isfinite(loss_sum):
-                kept = (f"{run.checkpoint} still holds epoch {epoch - 1}" if run.checkpoint.is_file()
+                kept = (f"{run.checkpoint} still holds the last state saved before it" if run.checkpoint.is_file()
                         else "no checkpoint was saved before it")
                 raise TrainingDiverged(
                     f"training loss is {loss_sum / seen} in epoch {epoch}; stopped without saving, so "
@@ -312,7 +315,8 @@ def _write_final(run: RunDir, counts: list[int], best: dict | None, started: flo
         # Chosen by looking at the test set: never a result to report, only a diagnostic.
         "best_epoch_on_test_set": best,
         "seconds_this_session": round(time.perf_counter() - started, 1),
-        "wall_s_all_sessions": round(earlier_sessions_s + time.perf_counter() - started, 1),
+        # The training loop's wall time over every session up to its last save (start-up excluded).
+        "loop_wall_s": round(earlier_sessions_s + time.perf_counter() - started, 1),
         "train_images_per_s": round(trained_images / training_seconds, 1) if training_seconds else None,
     }
     write_json(run.final, final)
@@ -347,12 +351,24 @@ def check_same_config(run: RunDir, config: Config) -> Config:
     for section, key in RESUME_MAY_CHANGE:
         saved[section].pop(key)
         wanted[section].pop(key)
+    if saved["hessian"]["every"] == wanted["hessian"]["every"] == 0:   # the analysis settings are never used
+        saved.pop("hessian")
+        wanted.pop("hessian")
     if saved != wanted:
         found = _differences(saved, wanted)
         shown = ", ".join(found[:4]) + (f" and {len(found) - 4} more" if len(found) > 4 else "")
-        raise UserError(f"{run.root} holds a run with {shown} different from this command's; "
-                        "resume with the same recipe and overrides, or choose another --out")
+        raise UserError(f"{run.root} holds a run with {shown} different from this command's; give the same "
+                        f"recipe and overrides (or --config {run.config}), or choose another --out")
     return config
+
+
+def _trim_metrics(run: RunDir, epoch: int, config: Config) -> None:
+    """Keep metrics.jsonl through `epoch`, the checkpoint's: the lines written after it are redone."""
+    evaluated = epoch >= min(config.train.eval_every, config.train.epochs)
+    if evaluated and not run.metrics.is_file():
+        raise UserError(f"{run.metrics} is missing: the log of the epochs before the checkpoint; restore it from "
+                        "a copy, or start the run again in another --out")
+    run.keep_metrics_through(epoch)
 
 
 def _with_precision(config: Config, name: str) -> Config:

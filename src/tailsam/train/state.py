@@ -19,13 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tailsam import __version__
-from tailsam.errors import UserError
+from tailsam.config import load_config
+from tailsam.errors import TailsamWarning, UserError
 from tailsam.train.precision import cpu_description
 
 CHECKPOINT_FORMAT = 1
@@ -59,6 +61,22 @@ def atomic_write(path: Path, write) -> None:
             raise UserError(f"cannot write {path} ({reason}); {kept}: free some space or fix the "
                             "permissions, then run the same command again") from None
         raise
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def _is_config(path: Path) -> bool:
+    """Whether `path` is a tailsam config.json."""
+    try:
+        load_config(path)
+    except UserError:
+        return False
+    return True
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -147,10 +165,13 @@ class RunDir:
         if self.final.is_file() and not self.checkpoint.is_file():
             raise UserError(f"{self.root} holds a finished run (final.json) whose {self.checkpoint} is missing; "
                             "it is kept as it is: choose another --out")
-        if self.checkpoint.is_file():
-            return FINISHED if self.final.is_file() else RESUME
-        foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_FILES) if self.root.is_dir() else []
-        if foreign and not self.config.is_file():
+        if self.checkpoint.is_file():   # a damaged final.json is written again by resuming the last checkpoint
+            return FINISHED if _readable_json(self.final) else RESUME
+        try:
+            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_FILES) if self.root.is_dir() else []
+        except OSError as err:
+            raise UserError(f"cannot read --out {self.root} ({err.strerror}); give a folder you can write to") from None
+        if foreign and not _is_config(self.config):   # another program's config.json is not a run either
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UserError(f"--out {self.root} is not empty and not a tailsam run (it holds {shown}); "
                             "give a new or empty folder, or a run directory to resume")
@@ -175,6 +196,9 @@ class RunDir:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise UserError(f"{self.root} is in use by {holder}; wait for it to end, or choose another --out") from None
+        except OSError as err:   # a filesystem without flock (some cluster filesystems): go on, unguarded
+            warnings.warn(TailsamWarning(f"cannot lock {self.lock_file} ({err.strerror}); nothing stops a second "
+                                         "process from training into the same --out"), stacklevel=2)
         handle.seek(0)
         handle.truncate()
         handle.write(f"tailsam pid {os.getpid()} on {socket.gethostname()} since "
@@ -212,8 +236,12 @@ class RunDir:
         return records
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.metrics, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:   # a torn line is dropped on resume (read_metrics)
+            raise UserError(f"cannot write {self.metrics} ({err.strerror}); free some space or fix the "
+                            "permissions, then run the same command to resume from the last checkpoint") from None
 
     def keep_metrics_through(self, epoch: int) -> None:
         """Drop lines of epochs after `epoch` (written after the checkpoint a run resumes from)."""
