@@ -184,17 +184,19 @@ def markdown(rep: dict) -> str:
         walls = ", ".join(_number(run["wall_s_all_sessions"], 0) + " s" for run in entry["runs"])
         speed = ", ".join(_number(run["train_images_per_s"], 0) for run in entry["runs"])
         paper = "—" if entry["paper_top1"] is None else f"{entry['paper_top1']}"
-        lines.append(f"| {method} | {top1} | {paper} | {best or '—'} | " + " | ".join(groups) + f" | {walls} | {speed} |")
+        lines.append(f"| {method} | {top1} | {paper} | {best or '—'} | " + " | ".join(groups)
+                     + f" | {walls} | {speed} |")
     spectra = {method: entry["spectra_seed0"] for method, entry in rep["methods"].items() if entry["spectra_seed0"]}
     if spectra:
+        classes = next(iter(spectra.values()))["classes"]
         lines += ["", "Per-class Hessian at the final epoch, seed 0 (the run's own loss): lambda_min / lambda_max "
                   "(clearly negative at a saddle) and lambda_min.", "",
-                  "| method | loss | images/class, steps | " + " | ".join(
-                      f"class {c['class_id']} ({c['train_count']})" for c in next(iter(spectra.values()))["classes"])
-                  + " |", "|---|---|---|" + "---:|" * len(next(iter(spectra.values()))["classes"])]
+                  "| method | loss | images/class, steps | "
+                  + " | ".join(f"class {c['class_id']} ({c['train_count']})" for c in classes) + " |",
+                  "|---|---|---|" + "---:|" * len(classes)]
         for method, s in spectra.items():
-            lines.append(f"| {method} | {s['loss_function']} | {s['max_images'] or 'all'}, {s['iters']} | " + " | ".join(
-                f"{c['eigenvalue_ratio']:.3f} ({c['lambda_min']:.3g})" for c in s["classes"]) + " |")
+            cells = " | ".join(f"{c['eigenvalue_ratio']:.3f} ({c['lambda_min']:.3g})" for c in s["classes"])
+            lines.append(f"| {method} | {s['loss_function']} | {s['max_images'] or 'all'}, {s['iters']} | {cells} |")
     gpu_memory = "" if rep["peak_gpu_mib"] is None else f", GPU memory {rep['peak_gpu_mib']:.0f} MiB"
     where = device.get("gpu") or (device.get("cpu") or {}).get("model") or device.get("device") or "this machine"
     lines += ["", (f"Total wall time {rep['wall_s_total']:.0f} s, {rep['parallel']} runs at a time on {where}, "

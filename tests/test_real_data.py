@@ -35,3 +35,26 @@ def test_real_cifar10_longtail_split_selects_real_images():
     assert list(split.counts) == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     # The shared file keeps pixels only for the seed-0 images: every selected one must carry some.
     assert data.x_train[split.indices].reshape(len(split.indices), -1).max(axis=1).min() > 0
+
+
+SMOKE_RECIPES = [name for name in __import__("tailsam.recipes", fromlist=["RECIPES"]).RECIPES.names()
+                 if name.startswith("cifar")]
+
+
+@pytest.mark.parametrize("name", SMOKE_RECIPES)
+def test_every_cifar_smoke_recipe_learns_at_least_twice_chance(name, tmp_path):
+    """The first thing a new user runs must show learning on the real data, not chance."""
+    from tailsam.config import apply_overrides
+    from tailsam.recipes import get_recipe
+    from tailsam.train import train
+
+    spec, variable = (CIFAR100, "TAILSAM_CIFAR100_NPZ") if name.startswith("cifar100") else (
+        CIFAR10, "TAILSAM_CIFAR10_NPZ")
+    path = os.environ.get(variable)
+    if not path:
+        pytest.skip(f"set {variable} to the real {spec.name} .npz to run this check")
+    config = apply_overrides(get_recipe(f"{name}:smoke"), [f"data.root={os.path.dirname(path)}"])
+    final = train(config, tmp_path / "run", verbose=False)
+    chance = 100 / spec.num_classes
+    print(f"{name}:smoke top-1 {final['top1']:.2f}% (chance {chance:g}%), {final['loop_wall_s']} s")
+    assert final["top1"] >= 2 * chance

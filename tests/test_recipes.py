@@ -21,12 +21,17 @@ def test_every_recipe_and_its_smoke_variant_are_valid(name):
     doc = RECIPES.get(name).builder.__doc__
     assert f"tailsam train {name}" in doc and "Runtime" in doc
     smoke = get_recipe(f"{name}:smoke")
-    assert smoke.train.epochs == 2 and smoke.loss.drw_start == 1
+    assert smoke.train.epochs <= 6 and 1 <= smoke.loss.drw_start < smoke.train.epochs   # DRW is on at the end
     counts = longtail_counts(smoke.data.n_max, 100 if smoke.data.dataset == "cifar100" else 10,
                              smoke.data.profile, smoke.data.ratio)
-    assert min(counts) >= 1 and sum(counts) < 3000, "a smoke run keeps every class and a few hundred images"
-    assert {k: v for k, v in smoke.to_dict().items() if k not in ("recipe", "data", "train", "loss", "optim")} == \
-        {k: v for k, v in config.to_dict().items() if k not in ("recipe", "data", "train", "loss", "optim")}
+    assert min(counts) >= 1 and sum(counts) < 1300, "a smoke run keeps every class and about a thousand images"
+    kept = ("recipe", "data", "train", "loss", "optim", "model", "sam")   # the rest is the recipe's own
+    assert {k: v for k, v in smoke.to_dict().items() if k not in kept} == \
+        {k: v for k, v in config.to_dict().items() if k not in kept}
+    assert (smoke.loss.name, smoke.loss.weighting, smoke.model.head, smoke.sam.kind) == (
+        config.loss.name, config.loss.weighting, config.model.head, config.sam.kind)
+    if smoke.sam.rho_schedule == "linear":   # CIFAR: rho rises to the recipe's own
+        assert smoke.sam.rho_args["max_rho"] == config.sam.rho
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
@@ -53,11 +58,11 @@ def test_recipes_command_lists_the_papers_numbers(capsys):
 
 
 def test_cifar10_smoke_recipe_runs_end_to_end(tmp_path, capsys):
-    # A CIFAR-10-shaped npz of random pixels with 101 training images per class: enough for :smoke.
+    # A CIFAR-10-shaped npz of random pixels with 300 training images per class: enough for :smoke.
     rng = np.random.RandomState(0)
-    y_train, y_test = np.repeat(np.arange(10), 101), np.repeat(np.arange(10), 20)
+    y_train, y_test = np.repeat(np.arange(10), 300), np.repeat(np.arange(10), 20)
     np.savez(tmp_path / "cifar10.npz",
-             x_train=rng.randint(0, 256, (1010, 32, 32, 3), dtype=np.uint8), y_train=y_train,
+             x_train=rng.randint(0, 256, (3000, 32, 32, 3), dtype=np.uint8), y_train=y_train,
              x_test=rng.randint(0, 256, (200, 32, 32, 3), dtype=np.uint8), y_test=y_test)
     out = tmp_path / "run"
     assert main(["train", "cifar10-ldam-drw-sam:smoke", "--data-root", str(tmp_path), "--out", str(out),
@@ -65,7 +70,9 @@ def test_cifar10_smoke_recipe_runs_end_to_end(tmp_path, capsys):
     for name in ("config.json", "env.json", "data.json", "metrics.jsonl", "final.json", "checkpoints/last.pt"):
         assert (out / name).is_file(), name
     data = json.loads((out / "data.json").read_text())
-    assert data["counts"] == longtail_counts(101, 10, "exp", 100)
+    assert data["counts"] == longtail_counts(300, 10, "exp", 10)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2] and [r["drw"] for r in records] == [False, True]
-    assert records[-1]["rho"] == 0.8 and "confusion" in records[-1]["test"]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["drw"] for r in records] == [False] * 3 + [True] * 3
+    assert [r["lr"] for r in records] == pytest.approx([0.1] * 5 + [1e-3])
+    assert records[0]["rho"] == 0.05 and records[-1]["rho"] == 0.8 and "confusion" in records[-1]["test"]

@@ -90,7 +90,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tailsam.train.distributed import processes_from_environment
 
     config, moved = _train_config(args)
-    notes = [f"train.epochs={config.train.epochs}: the recipe's milestones follow ({'; '.join(moved)})"] if moved else []
+    notes = [f"train.epochs={config.train.epochs}: the recipe's milestones follow ({'; '.join(moved)})"
+             ] if moved else []
     final = train(config, args.out, verbose=not args.quiet, notes=notes)
     if not processes_from_environment().is_main:   # under torchrun, rank 0 reports
         return 0

@@ -162,8 +162,8 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
         transform=model_inputs(loader, dataset_info(config.data.dataset).augment if augment else None, seed),
         source=f"the {split} split of {path}",
     )
-    settings = {"split": split, "loss": loss, "loss_function": _loss_function(config, loss), "augment": augment, "iters": iters, "runs": runs,
-                "max_images": max_images, "seed": seed, "device": str(torch_device)}
+    settings = {"split": split, "loss": loss, "loss_function": _loss_function(config, loss), "augment": augment,
+                "iters": iters, "runs": runs, "max_images": max_images, "seed": seed, "device": str(torch_device)}
     return RunSpectra(path, config.recipe, epoch, counts, spectra, settings, time.perf_counter() - started)
 
 

@@ -168,9 +168,10 @@ class RunDir:
         if self.checkpoint.is_file():   # a damaged final.json is written again by resuming the last checkpoint
             return FINISHED if _readable_json(self.final) else RESUME
         try:
-            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in RUN_FILES) if self.root.is_dir() else []
+            names = [p.name for p in self.root.iterdir()] if self.root.is_dir() else []
         except OSError as err:
             raise UserError(f"cannot read --out {self.root} ({err.strerror}); give a folder you can write to") from None
+        foreign = sorted(name for name in names if name not in RUN_FILES)
         if foreign and not _is_config(self.config):   # another program's config.json is not a run either
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UserError(f"--out {self.root} is not empty and not a tailsam run (it holds {shown}); "
