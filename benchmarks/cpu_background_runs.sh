@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The CPU reproduction of the paper's headline pair: CIFAR-10-LT ratio 100, LDAM+DRW and LDAM+DRW+SAM,
+# 200 epochs, seed 0, evaluated every epoch, train.precision=auto, one thread each, in the background.
+# Runs from a copy of the code pinned at one commit (a git worktree in runs/bg/code, git-ignored), so
+# later changes to the code cannot change or break them; run directories and logs in runs/bg/.
+# The same command starts them, or resumes them exactly after a Ctrl-C / SIGINT (they checkpoint):
+#     bash benchmarks/cpu_background_runs.sh [DATA_ROOT]        # default ../shared/data
+#     pkill -INT -f "tailsam train cifar10-ldam-drw"             # pause both (e.g. for timings or the tests)
+# A finished run (final.json) is left alone. Then: tailsam hessian runs/bg/RECIPE --classes 0 4 9
+# --max-images 128 --iters 40, and python benchmarks/results.py record runs/bg/RECIPE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIN=${PIN:-e033e6c}      # the commit the runs started from; changing it mid-run mixes two codes
+DATA_ROOT=$(realpath "${1:-../shared/data}")
+PY=$(realpath "${PYTHON:-.venv/bin/python}")
+mkdir -p runs/bg
+[ -d runs/bg/code ] || git worktree add -q --detach runs/bg/code "$PIN"
+cd runs/bg
+for recipe in cifar10-ldam-drw cifar10-ldam-drw-sam; do
+    if [ -f "$recipe/final.json" ]; then echo "$recipe: finished"; continue; fi
+    OMP_NUM_THREADS=1 PYTHONPATH=code/src nohup "$PY" -m tailsam train "$recipe" train.eval_every=1 \
+        train.precision=auto --data-root "$DATA_ROOT" --out "$recipe" >> "$recipe.log" 2>&1 &
+    echo "$recipe: pid $! (log runs/bg/$recipe.log)"
+done
