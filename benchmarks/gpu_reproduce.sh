@@ -11,7 +11,8 @@
 # reproduce.log (progress, each run's last lines when it stops). Needs gpudata/$DATASET.npz, which git
 # ignores, so carry it with the tree (one dataset per call: each npz is ~60 MiB of the 64 MiB allowed):
 #     python benchmarks/make_lt_npz.py ../shared/data gpudata [--dataset cifar100]
-#     run(command="bash benchmarks/gpu_reproduce.sh", carry=["gpudata"])
+#     run(command="bash benchmarks/gpu_reproduce.sh", carry=["gpudata/cifar10.npz"])   # the file, not gpudata/
+#     run(command="DATASET=cifar100 bash benchmarks/gpu_reproduce.sh", carry=["gpudata/cifar100.npz"])
 # Time: the reproduce step gets one SIGINT at BUDGET_S seconds (default 540) after the start, so it still
 # writes its files inside the call's limit (--foreground: plain timeout would signal the process group a
 # second time, and a second SIGINT stops runs without a checkpoint). Its runs save checkpoints under
