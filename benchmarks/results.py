@@ -35,8 +35,11 @@ GROUPS = ("many", "medium", "few", "head", "mid", "tail")
 TABLE_FILE = "README.md"
 
 
-def run_record(run_dir: str | Path) -> dict:
-    """The result record of a finished run directory; UserError when it is not complete."""
+def run_record(run_dir: str | Path, note: str | None = None) -> dict:
+    """The result record of a finished run directory; UserError when it is not complete.
+
+    `note`: what the files cannot tell (e.g. the run changed its thread count when resumed).
+    """
     run = Path(run_dir)
     if not (run / "final.json").is_file():
         raise UserError(f"{run}: no final.json, so not a finished run; only complete runs are results")
@@ -61,6 +64,7 @@ def run_record(run_dir: str | Path) -> dict:
         "train_images_per_s": final.get("train_images_per_s"),
         "tailsam_commit": env.get("git_revision"), "torch": env.get("torch"),
         "overrides_vs_recipe": _overrides(recipe, config),
+        "note": note,
     }
 
 
@@ -150,8 +154,8 @@ def table(records: list[dict]) -> str:
              "reports as best_acc1): a diagnostic, not a result. Groups: many > 100 training images, medium",
              "20-100, few < 20; head/mid/tail are thirds of the classes by size.", "",
              "| dataset | recipe | seed | epochs | top-1 | paper | best (test-selected) | many | medium | few "
-             "| head | mid | tail | device | precision | wall | commit | changed from the recipe |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|"]
+             "| head | mid | tail | device | precision | wall | commit | changed from the recipe | note |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["dataset"], r["ratio"], r["recipe"], r["seed"])):
         best = r["best_epoch_on_test_set"]
         groups = " | ".join(_number(r["group_accuracy"].get(g)) for g in GROUPS)
@@ -160,7 +164,8 @@ def table(records: list[dict]) -> str:
             f"| {r['top1']:.2f} | {_number(r['paper_top1'], 1)} | {best['top1']:.2f} (epoch {best['epoch']}) "
             f"| {groups} | {_device(r)} | {r['precision']} | {_duration(r['wall_s'])} "
             f"| {(r['tailsam_commit'] or '?')[:7]} "
-            f"| {', '.join(f'{k}={v}' for k, v in r['overrides_vs_recipe'].items()) or '—'} |")
+            f"| {', '.join(f'{k}={v}' for k, v in r['overrides_vs_recipe'].items()) or '—'} "
+            f"| {r.get('note') or ''} |")
     with_spectra = [r for r in records if r["spectra"]]
     if with_spectra:
         lines += ["", "Per-class Hessian at the final epoch (`tailsam hessian`): lambda_min / lambda_max, clearly",
@@ -202,6 +207,7 @@ def main() -> int:
     record.add_argument("--pack", help="a JSON list of records written by reproduce_cifar10.py")
     record.add_argument("--results", default=str(RESULTS))
     record.add_argument("--force", action="store_true", help="replace existing records of the same runs")
+    record.add_argument("--note", help="what the run's files cannot tell, kept in each record given here")
     show = sub.add_parser("table", help="rewrite and print the table")
     show.add_argument("--results", default=str(RESULTS))
     args = parser.parse_args()
@@ -210,7 +216,7 @@ def main() -> int:
         if args.command == "table":
             print(write_table(folder).read_text())
             return 0
-        records = [run_record(run) for run in args.runs]
+        records = [run_record(run, args.note) for run in args.runs]
         if args.pack:
             records += json.loads(Path(args.pack).read_text())["records"]
         if not records:
