@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU reproduction of the paper's headline pair: CIFAR-10-LT ratio 100, LDAM+DRW and LDAM+DRW+SAM,
-# 200 epochs, seed 0, evaluated every epoch, train.precision=auto, one thread each, in the background.
+# 200 epochs, seed 0, evaluated every epoch, train.precision=auto, in the background, the CPU's cores
+# shared among the unfinished runs (one thread each on 2 cores; two threads for the last one).
 # Runs from a copy of the code pinned at one commit (a git worktree in runs/bg/code, git-ignored), so
 # later changes to the code cannot change or break them; run directories and logs in runs/bg/.
 # The same command starts them, or resumes them exactly after a Ctrl-C / SIGINT (they checkpoint):
@@ -16,9 +17,15 @@ PY=$(realpath "${PYTHON:-.venv/bin/python}")
 mkdir -p runs/bg
 [ -d runs/bg/code ] || git worktree add -q --detach runs/bg/code "$PIN"
 cd runs/bg
+todo=()
 for recipe in cifar10-ldam-drw cifar10-ldam-drw-sam; do
-    if [ -f "$recipe/final.json" ]; then echo "$recipe: finished"; continue; fi
-    OMP_NUM_THREADS=1 PYTHONPATH=code/src nohup "$PY" -m tailsam train "$recipe" train.eval_every=1 \
+    if [ -f "$recipe/final.json" ]; then echo "$recipe: finished"; else todo+=("$recipe"); fi
+done
+[ ${#todo[@]} -gt 0 ] || exit 0
+threads=$(( $(nproc) / ${#todo[@]} )); [ "$threads" -ge 1 ] || threads=1
+for recipe in "${todo[@]}"; do
+    echo "=== $(date -u +%FT%T) OMP_NUM_THREADS=$threads" >> "$recipe.log"
+    OMP_NUM_THREADS=$threads PYTHONPATH=code/src nohup "$PY" -m tailsam train "$recipe" train.eval_every=1 \
         train.precision=auto --data-root "$DATA_ROOT" --out "$recipe" >> "$recipe.log" 2>&1 &
-    echo "$recipe: pid $! (log runs/bg/$recipe.log)"
+    echo "$recipe: pid $! with $threads thread(s) (log runs/bg/$recipe.log)"
 done
