@@ -12,11 +12,15 @@ from tailsam.data import CIFAR10, CIFAR100, read_cifar_npz, select_longtail
 pytestmark = pytest.mark.realdata
 
 
-def real(spec, variable):
+def real_path(spec, variable) -> str:
     path = os.environ.get(variable)
     if not path:
         pytest.skip(f"set {variable} to the real {spec.name} .npz to run this check")
-    return read_cifar_npz(path, spec)
+    return path
+
+
+def real(spec, variable):
+    return read_cifar_npz(real_path(spec, variable), spec)
 
 
 @pytest.mark.parametrize("spec, variable, per_class", [
@@ -50,9 +54,7 @@ def test_every_cifar_smoke_recipe_learns_at_least_twice_chance(name, tmp_path):
 
     spec, variable = (CIFAR100, "TAILSAM_CIFAR100_NPZ") if name.startswith("cifar100") else (
         CIFAR10, "TAILSAM_CIFAR10_NPZ")
-    path = os.environ.get(variable)
-    if not path:
-        pytest.skip(f"set {variable} to the real {spec.name} .npz to run this check")
+    path = real_path(spec, variable)
     config = apply_overrides(get_recipe(f"{name}:smoke"), [f"data.root={os.path.dirname(path)}"])
     final = train(config, tmp_path / "run", verbose=False)
     chance = 100 / spec.num_classes
