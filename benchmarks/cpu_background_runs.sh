@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PIN=${PIN:-e033e6c}      # the commit the runs started from; changing it mid-run mixes two codes
 DATA_ROOT=$(realpath "${1:-../shared/data}")
-PY=$(realpath "${PYTHON:-.venv/bin/python}")
+PY=$(realpath -s "${PYTHON:-.venv/bin/python}")   # -s: a venv's python is a symlink to keep
 mkdir -p runs/bg
 [ -d runs/bg/code ] || git worktree add -q --detach runs/bg/code "$PIN"
 cd runs/bg
