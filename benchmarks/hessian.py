@@ -53,7 +53,7 @@ from tailsam.data.augment import normalize
 from tailsam.hessian import analyze, class_hessian, class_indices, lanczos
 from tailsam.hessian.hvp import LossHessian
 from tailsam.models import build_model
-from tailsam.train.precision import resolve_precision
+from tailsam.run.precision import resolve_precision
 from tailsam.train.step import sgd_step
 
 REFERENCE_MAX_ITER = 100
@@ -131,10 +131,11 @@ def run_model(run: str):
     """The model and training split of a run directory (its checkpoint), for --run."""
     from tailsam.config import config_from_dict
     from tailsam.data import dataset_info
-    from tailsam.train.build import build_data, build_network
-    from tailsam.train.checkpoint_eval import checkpoint_path, load_model_state
-    from tailsam.train.hessian_run import stored_images
-    from tailsam.train.state import load_checkpoint
+    from tailsam.data import build_data
+    from tailsam.run.build import build_network
+    from tailsam.run.restore import checkpoint_path, load_model_state
+    from tailsam.run.spectra import stored_images
+    from tailsam.run.directory import load_checkpoint
 
     path = checkpoint_path(run)
     state = load_checkpoint(path)

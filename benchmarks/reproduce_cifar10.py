@@ -49,8 +49,9 @@ from tailsam.errors import UserError
 from tailsam.recipes import RECIPES
 from tailsam.sweep import SweepResult, run_sweep
 from tailsam.sweep.launch import threads_per_run
-from tailsam.train import analyze_checkpoint, hessian_dir
-from tailsam.train.state import atomic_write, write_json
+from tailsam.report import spectra_table, write_spectra
+from tailsam.run import analyze_checkpoint, hessian_dir
+from tailsam.run.directory import atomic_write, write_json
 
 # In the order they start: the headline pair first, so it lands even when time runs out.
 METHODS = {"LDAM+DRW": "ldam-drw", "LDAM+DRW+SAM": "ldam-drw-sam", "CE+DRW": "ce-drw",
@@ -100,8 +101,8 @@ def spectra(result: SweepResult, dataset: str, *, classes: list[int] | None, max
                 continue
         started = time.perf_counter()
         analysis = analyze_checkpoint(run.root, classes=classes, max_images=max_images, iters=steps)
-        analysis.write(hessian_dir(run.root))
-        echo(f"hessian {run.label}: {time.perf_counter() - started:.0f} s\n{analysis.table()}")
+        write_spectra(analysis, hessian_dir(run.root))
+        echo(f"hessian {run.label}: {time.perf_counter() - started:.0f} s\n{spectra_table(analysis)}")
 
 
 def report(result: SweepResult, records: list[dict], *, dataset: str, epochs: int, seeds: list[int], parallel: int,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tailsam.errors import ConfigError, UserError
 from tailsam.recipes import RECIPES, get_recipe
-from tailsam.train.state import atomic_write, write_json
+from tailsam.run.directory import atomic_write, write_json
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 GROUPS = ("many", "medium", "few", "head", "mid", "tail")

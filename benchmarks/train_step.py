@@ -28,7 +28,7 @@ from tailsam.data import DeviceLoader
 from tailsam.losses import build_loss
 from tailsam.models import build_model
 from tailsam.optim import SAM
-from tailsam.train.precision import cpu_description, resolve_auto, resolve_precision
+from tailsam.run.precision import cpu_description, resolve_auto, resolve_precision
 from tailsam.train.step import sam_step
 
 

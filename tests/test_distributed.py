@@ -22,7 +22,7 @@ from torch import nn
 import ddp_worker  # registers tiny-convnet in this process too
 from jpeg_fixture import write_imagenet_lt
 from tailsam.cli import main as tailsam_main
-from tailsam.train import evaluate_checkpoint
+from tailsam.run import evaluate_checkpoint
 
 WORKER = Path(ddp_worker.__file__)
 # DRW from the 2nd epoch, so the class-weighted global mean is exercised; per-process batch 32 on 405
@@ -174,7 +174,7 @@ def test_a_test_set_smaller_than_the_process_count_is_refused():
     from tailsam.config import apply_overrides
     from tailsam.errors import DataError
     from tailsam.recipes import get_recipe
-    from tailsam.train.build import build_data
+    from tailsam.data import build_data
 
     config = apply_overrides(get_recipe("digits-ce"), ["data.test_per_class=1"])   # 10 test images
     assert len(build_data(config, torch.device("cpu"), rank=9, world_size=10).test) == 1

@@ -10,7 +10,7 @@ import torch
 from tailsam.cli import main
 from tailsam.optim.schedules import scale_epochs
 from tailsam.recipes import get_recipe, recipe_with_overrides
-from tailsam.train.build import build_criterion, build_schedules
+from tailsam.run.build import build_criterion, build_schedules
 
 
 @pytest.mark.parametrize("epochs, old, new, expected", [

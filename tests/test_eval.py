@@ -12,9 +12,10 @@ from torch import nn
 from tailsam.data import DeviceLoader, longtail_counts
 from tailsam.errors import ConfigError
 from tailsam.eval import (
-    EvalResult, class_groups, confusion_matrix, evaluate, format_results, group_accuracies, head_mid_tail_groups,
+    EvalResult, class_groups, confusion_matrix, evaluate, group_accuracies, head_mid_tail_groups,
     many_medium_few_groups, per_class_accuracy, predict, summarize,
 )
+from tailsam.report import format_results
 
 CIFAR10_LT_100 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 

@@ -15,7 +15,7 @@ from tailsam.data import longtail_counts, read_file_dataset, read_file_list, sel
 from tailsam.data.imagefolder import holdout_split
 from tailsam.errors import ConfigError, DataError
 from tailsam.eval.groups import class_groups
-from tailsam.train.build import build_data
+from tailsam.data import build_data
 
 CPU = torch.device("cpu")
 

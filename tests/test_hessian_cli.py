@@ -25,7 +25,8 @@ from tailsam.hessian import LossHessian, affine_batchnorm, analyze, class_spectr
 from tailsam.losses import build_loss
 from tailsam.models import build_model
 from tailsam.recipes import get_recipe
-from tailsam.train import RunInterrupted, analyze_checkpoint, train
+from tailsam.run import analyze_checkpoint
+from tailsam.train import RunInterrupted, train
 
 # As tests/test_train.py: 4 epochs, 4 batches each, DRW from the 3rd; the analysis after epochs 2 and 4
 # with the run's own loss, so the logged spectra see the DRW weights switch on.

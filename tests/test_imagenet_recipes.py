@@ -16,7 +16,7 @@ from tailsam.cli import main
 from tailsam.config import apply_overrides
 from tailsam.recipes import RECIPES, get_recipe
 from tailsam.train import RunInterrupted, train
-from tailsam.train.build import build_criterion, build_schedules
+from tailsam.run.build import build_criterion, build_schedules
 
 TRAIN_COUNTS = [8, 6, 5, 4, 3, 3, 2, 2, 1, 1]   # 10 classes: what the :smoke variants keep
 

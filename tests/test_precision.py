@@ -15,8 +15,8 @@ from tailsam.models import MODELS, build_model
 from tailsam.optim import SAM
 from tailsam.recipes import get_recipe
 from tailsam.train import RunInterrupted, train
-from tailsam.train import precision as precision_module
-from tailsam.train.precision import auto_precision, cpu_description, cpu_flags, resolve_auto, resolve_precision
+from tailsam.run import precision as precision_module
+from tailsam.run.precision import auto_precision, cpu_description, cpu_flags, resolve_auto, resolve_precision
 from tailsam.train.step import sam_step
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

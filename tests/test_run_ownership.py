@@ -39,7 +39,7 @@ def test_a_second_process_on_the_same_out_is_refused_and_the_first_finishes_inta
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tailsam.train.state import RunDir; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tailsam.run.directory import RunDir; "
                                "lock = RunDir(sys.argv[1]).lock(); print('locked', flush=True); time.sleep(60)",
                                str(out)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"

@@ -117,8 +117,8 @@ def _add_train_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from tailsam.eval import format_results
-    from tailsam.train import evaluate_checkpoint
+    from tailsam.report import format_results
+    from tailsam.run import evaluate_checkpoint
 
     result, config, data = evaluate_checkpoint(args.run, data_root=args.data_root, device=args.device)
     if args.json:
@@ -138,18 +138,19 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_hessian(args: argparse.Namespace) -> int:
-    from tailsam.train import analyze_checkpoint, check_results_folder, hessian_dir
+    from tailsam.report import spectra_table, write_spectra
+    from tailsam.run import analyze_checkpoint, check_results_folder, hessian_dir
 
     folder = args.out or hessian_dir(args.run)
     check_results_folder(folder, replace=args.force)
     result = analyze_checkpoint(args.run, classes=args.classes, split=args.split, loss=args.loss, iters=args.iters,
                                 runs=args.runs, max_images=args.max_images, seed=args.seed, augment=args.augment,
                                 data_root=args.data_root, device=args.device)
-    paths = result.write(folder)
+    paths = write_spectra(result, folder)
     if args.json:
         print(json.dumps({**result.to_dict(), "files": {name: str(path) for name, path in paths.items()}}))
     else:
-        print(result.table())
+        print(spectra_table(result))
         for name in ("densities", "ratio", "results"):
             print(f"{name}: {paths[name]}")
     return 0

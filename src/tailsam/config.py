@@ -93,7 +93,7 @@ class TrainConfig:
     eval_every: int = 10              # evaluate every N epochs, and always after the last
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     # auto | fp32 | bf16 | fp16 (autocast). auto, resolved when the run is created and stored in its
-    # config.json: bf16 on a CPU with bf16 units, else fp32, by measurement (tailsam.train.precision).
+    # config.json: bf16 on a CPU with bf16 units, else fp32, by measurement (tailsam.run.precision).
     precision: str = "auto"
     channels_last: bool = True
     seed: int = 0                     # model initialisation and batch order

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tailsam.eval import format_results
-from tailsam.hessian import plot_ratio_vs_count
+from tailsam.report import format_results, plot_ratio_vs_count, write_spectra
 from tailsam.recipes import get_recipe
-from tailsam.train import RunSpectra, analyze_checkpoint, evaluate_checkpoint, hessian_dir, train
+from tailsam.run import RunSpectra, analyze_checkpoint, evaluate_checkpoint, hessian_dir
+from tailsam.train import train
 
 DEMO_RUNS = {"LDAM+DRW": "digits-ldam-drw", "LDAM+DRW+SAM": "digits-ldam-drw-sam"}
 # A quick look that keeps the demo short (~5 s for both runs): with 20 Lanczos steps on these
@@ -40,7 +40,7 @@ def run_demo(out: str | Path = "tailsam-demo", *, verbose: bool = True) -> str:
             print(f"per-class Hessian of {label}", flush=True)
         spectra[label] = analyze_checkpoint(out / recipe, iters=HESSIAN_ITERS, max_images=HESSIAN_MAX_IMAGES,
                                             device="cpu")
-        spectra[label].write(hessian_dir(out / recipe))
+        write_spectra(spectra[label], hessian_dir(out / recipe))
     comparison = plot_ratio_vs_count({label: (s.spectra, s.counts) for label, s in spectra.items()},
                                      out / COMPARISON_PLOT, title="lambda_min / lambda_max per class: SGD vs SAM")
     runs = "\n".join(f"  {label}: {out / recipe}" for label, recipe in DEMO_RUNS.items())

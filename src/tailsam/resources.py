@@ -1,4 +1,4 @@
-"""Peak memory of this process: host RSS and, when CUDA was used, allocated GPU memory."""
+"""What this process has and used: peak memory (host RSS, GPU), free memory, CPU cores."""
 
 from __future__ import annotations
 
@@ -43,3 +43,12 @@ def available_memory(device: torch.device) -> int | None:
 def usable_cpus() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpus_per_process() -> int:
+    """The node's usable cores shared among its training processes (torchrun sets LOCAL_WORLD_SIZE), at least 1."""
+    try:
+        local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_processes = 1   # train() refuses a malformed value in one line before any data is built
+    return max(1, usable_cpus() // local_processes)

@@ -15,6 +15,7 @@ Image-file datasets (ImageNet-LT, iNaturalist 2018, split lists, folder trees):
 """
 
 from tailsam.data.augment import Augment
+from tailsam.data.build import build_data
 from tailsam.data.catalog import (
     DATA_ROOT_ENV, DATASETS, DatasetInfo, dataset_info, default_data_root, describe_split, load_dataset,
 )
@@ -26,11 +27,12 @@ from tailsam.data.filelists import FileList, read_file_list
 from tailsam.data.imagefiles import ImageFiles
 from tailsam.data.images import ImageData
 from tailsam.data.loader import DeviceLoader, EpochPlan
+from tailsam.data.run_data import RunData
 from tailsam.data.longtail import PROFILES, LongTailSplit, longtail_counts, select_longtail
 from tailsam.data.samplers import SAMPLERS
 
 __all__ = [
-    "Augment", "CIFAR10", "CIFAR100", "CifarSpec", "DATASETS", "DATA_ROOT_ENV", "DatasetInfo", "DeviceLoader",
+    "Augment", "RunData", "build_data", "CIFAR10", "CIFAR100", "CifarSpec", "DATASETS", "DATA_ROOT_ENV", "DatasetInfo", "DeviceLoader",
     "EpochPlan", "ImageData", "LongTailSplit", "PROFILES", "SAMPLERS", "dataset_info", "default_data_root",
     "describe_split", "load_cifar", "load_dataset", "load_digits", "longtail_counts", "read_cifar_npz",
     "select_longtail",

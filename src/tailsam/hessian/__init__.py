@@ -7,14 +7,15 @@ Typical use, for a trained classifier and one class's training images::
     spectrum.eigenvalue_ratio   # lambda_min / lambda_max: clearly negative at a saddle
     grid, density = spectrum.density.smoothed()
 
-or several classes at once, with plots::
+or several classes at once, with plots (tailsam.report draws them)::
 
-    from tailsam.hessian import analyze, plot_densities, plot_ratio_vs_count
+    from tailsam.hessian import analyze
+    from tailsam.report import plot_densities, plot_ratio_vs_count
     spectra = analyze(model, x_train, y_train, train_counts, classes=[0, 4, 9], iters=100)
     plot_densities(spectra, train_counts, "densities.png")
     plot_ratio_vs_count({"": (spectra, train_counts)}, "ratio.png")
 
-For a run directory, `tailsam.train.analyze_checkpoint` rebuilds the model
+For a run directory, `tailsam.run.analyze_checkpoint` rebuilds the model
 and its data (and `tailsam hessian RUN` is the command for it).
 
 The pieces compose for other operators: `LossHessian` is a matrix-free
@@ -28,7 +29,6 @@ from tailsam.hessian.hvp import LossHessian, affine_batchnorm
 from tailsam.hessian.lanczos import LanczosResult, lanczos
 from tailsam.hessian.operator import DenseOperator, SymmetricOperator, draw_probes
 from tailsam.hessian.per_class import ClassSpectrum, class_hessian, class_indices, class_spectrum
-from tailsam.hessian.plots import plot_densities, plot_ratio_vs_count
 from tailsam.hessian.trace import TraceEstimate, hutchinson_trace, hutchpp_trace
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "hutchinson_trace",
     "hutchpp_trace",
     "lanczos",
-    "plot_densities",
-    "plot_ratio_vs_count",
     "spectrum_record",
     "spread_classes",
     "stochastic_lanczos_quadrature",

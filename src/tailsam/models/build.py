@@ -7,13 +7,8 @@ from functools import partial
 from torch import nn
 
 from tailsam.errors import ConfigError
-from tailsam.registry import Registry
-
-# Metadata of every entry: `params` (parameter count with 10 classes, the linear
-# head and 3 input channels), `input_size` (C, H, W it was designed for), `paper`,
-# and `cpu_bf16` (optional, default False): bf16 training on a CPU with bf16 units
-# was measured to pay and to stay reproducible, so train.precision=auto may choose it.
-MODELS = Registry("model")
+from tailsam.models.imagenet import TIMM_PREFIX, timm_model
+from tailsam.models.registry import MODELS
 
 
 def build_model(name: str, num_classes: int, head: str = "linear", in_channels: int = 3) -> nn.Module:
@@ -22,8 +17,6 @@ def build_model(name: str, num_classes: int, head: str = "linear", in_channels: 
     `timm:<name>` builds timm's model `name` (when timm is installed) with that head.
     Unknown names and non-positive sizes raise ConfigError (the CLI reports it in one line).
     """
-    from tailsam.models.imagenet import TIMM_PREFIX, timm_model   # imagenet.py registers into MODELS
-
     if name.startswith(TIMM_PREFIX):
         builder = partial(timm_model, name[len(TIMM_PREFIX):])
     else:

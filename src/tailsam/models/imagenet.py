@@ -16,7 +16,7 @@ import torchvision
 from torch import nn
 
 from tailsam.errors import ConfigError
-from tailsam.models.build import MODELS
+from tailsam.models.registry import MODELS
 from tailsam.models.heads import build_head
 
 TIMM_PREFIX = "timm:"

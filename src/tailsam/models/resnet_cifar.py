@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tailsam.models.build import MODELS
+from tailsam.models.registry import MODELS
 from tailsam.models.heads import build_head
 
 STAGE_WIDTHS = (16, 32, 64)
@@ -114,7 +114,7 @@ for _depth, _params in _PARAMS_10_CLASSES.items():
         params=_params,
         input_size=(3, 32, 32),
         paper="He et al. 2016, Deep Residual Learning (CIFAR ResNets, option-A shortcuts)",
-        # train.precision=auto may pick bf16 on a CPU with bf16 units (tailsam.train.precision):
+        # train.precision=auto may pick bf16 on a CPU with bf16 units (tailsam.run.precision):
         # measured faster there, and runs stay reproducible and resume exactly.
         cpu_bf16=True,
     )(partial(CifarResNet, _depth))

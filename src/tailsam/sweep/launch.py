@@ -1,6 +1,6 @@
 """Run a sweep's runs as subprocesses, K at a time on one machine, each logging into its run directory.
 
-Each run is its own `tailsam train` process (through tailsam.sweep.worker):
+Each run is its own `tailsam train` process (through tailsam.worker):
 a crash, a NaN or a bad checkpoint ends that run alone, its traceback or
 one-line error lands in its log, and several processes can share one GPU.
 Children run in their own session, so a Ctrl-C at the terminal reaches only
@@ -106,7 +106,7 @@ def execute(runs: list[PlannedRun], *, parallel: int = 1,
 
 
 def _launch(run: PlannedRun, env: dict[str, str]) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tailsam.sweep.worker", str(run.usage), *run.train_args]
+    command = [sys.executable, "-m", "tailsam.worker", str(run.usage), *run.train_args]
     run.root.mkdir(parents=True, exist_ok=True)
     with open(run.log, "a") as log:
         log.write(f"\n=== {datetime.now().isoformat(timespec='seconds')} "

@@ -17,7 +17,7 @@ from tailsam.config import Config, apply_overrides
 from tailsam.errors import ConfigError
 from tailsam.recipes import recipe_with_overrides
 from tailsam.train.loop import check_same_config   # `tailsam train`'s check before resuming, made up front
-from tailsam.train.state import RunDir
+from tailsam.run.directory import RunDir
 
 SEEDS_PREFIX = "seeds="
 LOG_NAME = "train.log"
@@ -46,7 +46,7 @@ class PlannedRun:
 
     @property
     def usage(self) -> Path:
-        """Exit status, wall time and peak memory of each session (tailsam.sweep.worker)."""
+        """Exit status, wall time and peak memory of each session (tailsam.worker)."""
         return self.root / USAGE_NAME
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tailsam.eval import SHOT_GROUPS, THIRD_GROUPS
 from tailsam.sweep.launch import FAILED, REUSED, TRAINED, Outcome
-from tailsam.train.state import atomic_write, write_json
+from tailsam.run.directory import atomic_write, write_json
 
 METRICS = ("top1", *SHOT_GROUPS, *THIRD_GROUPS)
 STD_RULE = "sample standard deviation over seeds (ddof=1); null with fewer than 2 finished seeds"

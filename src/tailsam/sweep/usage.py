@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tailsam.train.state import write_json
+from tailsam.run.directory import write_json
 
 
 def read_sessions(path: Path) -> list[dict]:

@@ -30,7 +30,7 @@ from torch import nn
 
 from tailsam.errors import ConfigError
 from tailsam.losses.base import ClassCountLoss
-from tailsam.train.precision import resolve_device
+from tailsam.run.precision import resolve_device
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,18 @@ from tailsam.config import Config, apply_overrides, load_config
 from tailsam.errors import ConfigError, TailsamWarning, UserError
 from tailsam.eval import evaluate
 from tailsam.optim import SAM, apply_schedules
-from tailsam.train.build import build_criterion, build_data, build_network, build_optimizer, build_schedules
-from tailsam.train.checkpoint_eval import load_model_state
+from tailsam.data import build_data
+from tailsam.run.build import build_criterion, build_network, build_optimizer, build_schedules
+from tailsam.run.restore import load_model_state
 from tailsam.train.distributed import (DistributedFailure, GlobalBatchLoss, Processes, any_process,
                                        broadcast_from_main, check_same_everywhere, copy_buffers_from_main,
                                        process_device, process_group, processes_from_environment,
                                        sum_over_processes, wrap_model)
-from tailsam.train.hessian_run import training_spectra
+from tailsam.run.spectra import training_spectra
 from tailsam.train.logs import EpochProgress, TensorBoardLog
-from tailsam.train.precision import resolve_auto, resolve_precision
+from tailsam.run.precision import resolve_auto, resolve_precision
 from tailsam.train.signals import stop_on_signals
-from tailsam.train.state import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
+from tailsam.run.directory import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
                                  write_json)
 from tailsam.train.step import sam_step, sgd_step
 

@@ -1,7 +1,8 @@
 """Per-class Hessian spectra of a run: rebuilt from its checkpoint, or of the model as it trains.
 
-`tailsam.hessian` never imports `tailsam.train` (DESIGN.md); rebuilding a run
-needs the training builders, so this glue lives here.
+`tailsam.hessian` sits below the run layer (DESIGN.md); rebuilding a run needs
+the run's builders, so this glue lives here. tailsam.report.spectra writes
+the result (results.json, plots, the table).
 
 What is analysed, for each class c: the Hessian of the mean loss over class
 c's images of a split, model in eval mode. The train split is the run's
@@ -38,18 +39,15 @@ from tailsam.data import Augment, DeviceLoader, dataset_info
 from tailsam.data.augment import draw_crop_flip, gather_crops, normalize, pad_images
 from tailsam.errors import UserError
 from tailsam.resources import available_memory
-from tailsam.hessian import ClassSpectrum, analyze, plot_densities, plot_ratio_vs_count, spectrum_record, spread_classes
+from tailsam.hessian import ClassSpectrum, analyze, spectrum_record, spread_classes
 from tailsam.hessian.hvp import LossFn
 from tailsam.hessian.per_class import Transform
-from tailsam.train.build import build_criterion
-from tailsam.train.checkpoint_eval import restore_run
-from tailsam.train.state import write_json
+from tailsam.run.build import build_criterion
+from tailsam.run.restore import restore_run
 
 SPLITS = ("train", "test")
 LOSSES = ("ce", "run")
-RESULTS_FILE = "results.json"
-DENSITY_PLOT = "densities.png"
-RATIO_PLOT = "ratio_vs_count.png"
+RESULTS_FILE = "results.json"   # written by tailsam.report.spectra
 
 
 @dataclass(frozen=True)
@@ -71,32 +69,6 @@ class RunSpectra:
             **self.settings, "train_counts": self.counts, "seconds": round(self.seconds, 2),
             "classes": [spectrum_record(s, self.counts[s.class_id]) for s in self.spectra],
         }
-
-    def write(self, folder: str | Path) -> dict[str, Path]:
-        """Write results.json and the two plots into `folder`; returns their paths by name."""
-        folder = Path(folder)
-        label = f"{self.recipe or self.checkpoint}, epoch {self.epoch}, {self.settings['split']} split"
-        paths = {
-            "densities": plot_densities(self.spectra, self.counts, folder / DENSITY_PLOT,
-                                        title=f"Per-class Hessian spectral density ({label})"),
-            "ratio": plot_ratio_vs_count({"": (self.spectra, self.counts)}, folder / RATIO_PLOT,
-                                         title=f"lambda_min / lambda_max by class size ({label})"),
-        }
-        results = {**self.to_dict(), "plots": {name: path.name for name, path in paths.items()}}
-        paths["results"] = folder / RESULTS_FILE
-        write_json(paths["results"], results)
-        return paths
-
-    def table(self) -> str:
-        """Which loss, then one line per class: size, loss, accuracy and the spectrum's summary."""
-        lines = [f"loss: {self.settings['loss_function']} ({self.settings['split']} split)",
-                 f"{'class':>5s} {'train':>6s} {'images':>6s} {'loss':>8s} {'acc%':>6s} {'lambda_max':>11s} "
-                 f"{'lambda_min':>11s} {'min/max':>8s} {'neg.mass':>8s} {'trace':>10s}"]
-        for s in self.spectra:
-            lines.append(f"{s.class_id:5d} {self.counts[s.class_id]:6d} {s.n_images:6d} {s.loss:8.4f} "
-                         f"{100 * s.accuracy:6.1f} {s.lambda_max:11.4g} {s.lambda_min:11.4g} "
-                         f"{s.eigenvalue_ratio:8.4f} {s.negative_mass:8.4f} {s.trace:10.4g}")
-        return "\n".join(lines)
 
 
 def check_results_folder(folder: str | Path, *, replace: bool) -> None:

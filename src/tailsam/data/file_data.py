@@ -1,6 +1,6 @@
 """A run's data when it is read from image files (ImageNet-LT, iNaturalist 2018, split lists, a folder tree).
 
-The counterpart of `build_data` for in-memory datasets, with the same result:
+The counterpart of `build_data`'s in-memory datasets (data/build.py), with the same result:
 loaders that hand out normalised batches on the device, the class counts and
 data.json. The training images are the dataset's training list, optionally
 cut to its first `data.classes` classes, then either a long-tailed subset by
@@ -20,16 +20,15 @@ import torch
 import torch.distributed as dist
 
 from tailsam.config import Config
-from tailsam.data import default_data_root, select_longtail
+from tailsam.data.catalog import default_data_root
 from tailsam.data.file_catalog import read_file_dataset
 from tailsam.data.file_loader import FileLoader
 from tailsam.data.imagefiles import ImageFiles, find_unreadable
-from tailsam.data.longtail import indices_sha256
+from tailsam.data.longtail import indices_sha256, select_longtail
+from tailsam.data.run_data import RunData
 from tailsam.data.jpeg import IMAGENET_MEAN, IMAGENET_STD, test_transform, train_transform
 from tailsam.errors import ConfigError, DataError
-from tailsam.resources import usable_cpus
-from tailsam.train.build import RunData
-from tailsam.train.distributed import processes_from_environment
+from tailsam.resources import cpus_per_process
 
 SHOW_BAD_FILES = 3   # how many problem files a message names
 
@@ -58,8 +57,7 @@ def build_file_data(config: Config, device: torch.device, *, rank: int = 0, worl
                         f"0..{num_classes - 1} have no training images; every class needs one (check the labels, "
                         "or keep fewer classes with data.classes=N)")
 
-    # The node's cores shared among its training processes (torchrun sets LOCAL_WORLD_SIZE).
-    workers = d.workers if d.workers is not None else min(8, max(1, usable_cpus() // processes_from_environment().local_world_size))
+    workers = d.workers if d.workers is not None else min(8, cpus_per_process())
     common = dict(image_size=d.image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD, device=device,
                   channels_last=config.train.channels_last, workers=workers, skip_bad=d.skip_bad)
     train_loader = FileLoader(train, transform=train_transform(d.image_size), batch_size=config.optim.batch_size,

@@ -28,7 +28,7 @@ import torch
 from tailsam import __version__
 from tailsam.config import load_config
 from tailsam.errors import TailsamWarning, UserError
-from tailsam.train.precision import cpu_description
+from tailsam.run.precision import cpu_description
 
 CHECKPOINT_FORMAT = 1
 _UMASK = os.umask(0)

@@ -1,6 +1,6 @@
 """One run of a sweep: `tailsam train ARGS...`, then this session's resources appended to USAGE_JSON.
 
-    python -m tailsam.sweep.worker RUN/usage.json train RECIPE key=value ... --out RUN
+    python -m tailsam.worker RUN/usage.json train RECIPE key=value ... --out RUN
 
 The sweep launches runs this way rather than as `python -m tailsam train`
 because only the process itself can read its peak GPU memory (format:

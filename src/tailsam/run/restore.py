@@ -11,9 +11,10 @@ import torch
 from tailsam.config import Config, config_from_dict
 from tailsam.errors import TailsamWarning, UserError
 from tailsam.eval import EvalResult, evaluate
-from tailsam.train.build import RunData, build_data, build_network
-from tailsam.train.precision import resolve_auto, resolve_device, resolve_precision
-from tailsam.train.state import RunDir, load_checkpoint
+from tailsam.data import RunData, build_data
+from tailsam.run.build import build_network
+from tailsam.run.precision import resolve_auto, resolve_device, resolve_precision
+from tailsam.run.directory import RunDir, load_checkpoint
 
 
 def checkpoint_path(run_or_checkpoint: str | Path) -> Path:

@@ -1,0 +1,52 @@
+"""`build_data`: a run's loaders, built from its Config (in-memory datasets here, image files in file_data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tailsam.config import Config
+from tailsam.data.catalog import dataset_info, load_dataset
+from tailsam.data.file_catalog import is_file_dataset
+from tailsam.data.file_data import build_file_data
+from tailsam.data.loader import DeviceLoader
+from tailsam.data.longtail import select_longtail
+from tailsam.data.run_data import RunData
+from tailsam.errors import DataError
+
+
+def build_data(config: Config, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunData:
+    """The run's loaders; with `world_size` > 1, this process's share (see DeviceLoader) and test shard."""
+    if is_file_dataset(config.data.dataset):   # ImageNet-LT, iNaturalist, lists, folders: decoded from files
+        return build_file_data(config, device, rank=rank, world_size=world_size)
+    d = config.data
+    data = load_dataset(d.dataset, d.root, download=d.download)
+    split = select_longtail(data.y_train, data.num_classes, profile=d.profile, ratio=d.ratio, seed=d.seed,
+                            n_max=d.n_max)
+    test_index = np.arange(len(data.y_test))
+    if d.test_per_class is not None:  # the first k test images of each class, in stored order
+        test_index = np.concatenate([np.flatnonzero(data.y_test == c)[:d.test_per_class]
+                                     for c in range(data.num_classes)])
+    absent = sorted(set(range(data.num_classes)) - set(data.y_test[test_index].tolist()))
+    if absent:   # per-class accuracy, the groups and the mean over classes would all be wrong
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise DataError(f"the {d.dataset} test set has no images of class {absent[0]}{more}; "
+                        "every class needs test images")
+    info = dataset_info(d.dataset)
+    loader_args = dict(mean=info.mean, std=info.std, device=device, channels_last=config.train.channels_last)
+    train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
+                         batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,
+                         seed=config.train.seed, rank=rank, world_size=world_size, **loader_args)
+    if len(test_index) < world_size:
+        raise DataError(f"{len(test_index)} test images cannot be split over {world_size} processes; "
+                        "raise data.test_per_class or start fewer processes")
+    shard = np.array_split(test_index, world_size)[rank]   # gathered again after prediction
+    test = DeviceLoader(data.x_test[shard], data.y_test[shard], batch_size=config.eval.batch_size,
+                        sampler="sequential", **loader_args)
+    summary = {
+        "dataset": d.dataset, "profile": d.profile, "ratio": d.ratio, "seed": d.seed,
+        "counts": list(split.counts), "n_train": int(len(split.indices)), "n_test": int(len(test_index)),
+        "indices_sha256": split.indices_sha256(), "class_names": list(data.class_names),
+    }
+    return RunData(train, test, list(split.counts), data.image_shape[2], summary)
+
