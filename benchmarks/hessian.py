@@ -54,7 +54,7 @@ from tailsam.hessian import analyze, class_hessian, class_indices, lanczos
 from tailsam.hessian.hvp import LossHessian
 from tailsam.models import build_model
 from tailsam.run.precision import resolve_precision
-from tailsam.train.step import sgd_step
+from tailsam.methods import sgd_step
 
 REFERENCE_MAX_ITER = 100
 REFERENCE_TOL = 1e-3

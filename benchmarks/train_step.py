@@ -29,7 +29,7 @@ from tailsam.losses import build_loss
 from tailsam.models import build_model
 from tailsam.optim import SAM
 from tailsam.run.precision import cpu_description, resolve_auto, resolve_precision
-from tailsam.train.step import sam_step
+from tailsam.methods import sam_step
 
 
 class ReferenceSAM(torch.optim.Optimizer):

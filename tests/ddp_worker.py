@@ -66,8 +66,8 @@ def _sam_steps(out: str) -> None:
 
     from tailsam.losses import build_loss
     from tailsam.optim import SAM
-    from tailsam.train.distributed import GlobalBatchLoss
-    from tailsam.train.step import sam_step
+    from tailsam.losses import GlobalBatchLoss
+    from tailsam.methods import sam_step
 
     dist.init_process_group("gloo")
     for mode in ("global", "local"):

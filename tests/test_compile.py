@@ -22,7 +22,8 @@ from tailsam.errors import ConfigError
 from tailsam.models import build_model
 from tailsam.optim import SAM
 from tailsam.recipes import get_recipe
-from tailsam.train import sam_step, sgd_step, train
+from tailsam.methods import sam_step, sgd_step
+from tailsam.train import train
 
 BACKENDS = [("cpu", "aot_eager", 0.0),
             pytest.param("cuda", "inductor", 1e-4, marks=pytest.mark.skipif(not torch.cuda.is_available(),

@@ -17,7 +17,7 @@ from tailsam.recipes import get_recipe
 from tailsam.train import RunInterrupted, train
 from tailsam.run import precision as precision_module
 from tailsam.run.precision import auto_precision, cpu_description, cpu_flags, resolve_auto, resolve_precision
-from tailsam.train.step import sam_step
+from tailsam.methods import sam_step
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 # Flags lines as /proc/cpuinfo prints them (shortened).

@@ -110,16 +110,16 @@ def test_kill_9_loses_at_most_the_current_epoch(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import tailsam.train.loop as loop
+    import tailsam.run.build as build
 
     built = {}
 
     def build_and_keep(*args, **kwargs):
-        built["model"] = model = loop.build_network.__wrapped__(*args, **kwargs)
+        built["model"] = model = build_and_keep.__wrapped__(*args, **kwargs)
         return model
 
-    build_and_keep.__wrapped__ = loop.build_network
-    monkeypatch.setattr(loop, "build_network", build_and_keep)
+    build_and_keep.__wrapped__ = build.build_network
+    monkeypatch.setattr(build, "build_network", build_and_keep)
 
     def poison_in(poisoned_epoch):  # a weight turns NaN during that epoch
         def poison(epoch, step):

@@ -87,7 +87,7 @@ def _train_config(args: argparse.Namespace):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tailsam.train import train
-    from tailsam.train.distributed import processes_from_environment
+    from tailsam.run.processes import processes_from_environment
 
     config, moved = _train_config(args)
     notes = [f"train.epochs={config.train.epochs}: the recipe's milestones follow ({'; '.join(moved)})"

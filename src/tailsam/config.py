@@ -4,7 +4,7 @@
 
 Every override is parsed to the field's declared type; an unknown key or a
 value of the wrong type raises ConfigError naming the key. Dict fields
-(`loss.hparams`, `optim.lr_args`, `sam.rho_args`) take new keys; their values
+(`loss.hparams`, `optim.lr_args`, `sam.rho_args`, `method.args`) take new keys; their values
 are parsed as numbers, booleans, comma-separated lists or strings, and the
 builder they are passed to checks the names.
 """
@@ -88,6 +88,12 @@ class SamConfig:
 
 
 @dataclass
+class MethodConfig:
+    name: str = "plain"               # what one training step does (tailsam.methods): plain | ...
+    args: dict[str, Any] = field(default_factory=dict)   # the method's own settings, checked by its builder
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 200
     eval_every: int = 10              # evaluate every N epochs, and always after the last
@@ -134,6 +140,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     sam: SamConfig = field(default_factory=SamConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     hessian: HessianConfig = field(default_factory=HessianConfig)

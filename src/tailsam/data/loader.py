@@ -9,6 +9,7 @@ batch is one gather plus a normalisation on the device.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -73,6 +74,17 @@ class DeviceLoader:
         self.epoch = 0
         self.position = 0  # batches of the current epoch already handed out
         self._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
+
+    def resampled(self, sampler: str, *, seed: int) -> DeviceLoader:
+        """A loader over the same images on the device (no copy) drawn by another sampler, from epoch 0.
+
+        For methods that take two batches per step, e.g. one instance-sampled and one class-balanced.
+        """
+        other = copy.copy(self)
+        other.sampler = SAMPLERS.build(sampler, self.labels.cpu())
+        other.epoch, other.position = 0, 0
+        other._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
+        return other
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_images, self.batch_size * self.world_size)

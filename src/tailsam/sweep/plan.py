@@ -16,7 +16,7 @@ from pathlib import Path
 from tailsam.config import Config, apply_overrides
 from tailsam.errors import ConfigError
 from tailsam.recipes import recipe_with_overrides
-from tailsam.train.loop import check_same_config   # `tailsam train`'s check before resuming, made up front
+from tailsam.run.resume import check_same_config   # `tailsam train`'s check before resuming, made up front
 from tailsam.run.directory import RunDir
 
 SEEDS_PREFIX = "seeds="

@@ -1,0 +1,43 @@
+"""Methods: what one training step computes and how it moves the weights; the loop does not know which runs.
+
+    method = METHODS.build(config.method.name, parts)     # parts: tailsam.methods.MethodParts
+    method.update = SAMUpdate(optimizer, parts.net, autocast=..., freeze_bn=True)
+    for epoch in ...:
+        method.start_epoch(epoch)
+        for batch in method.batches:
+            loss, logits, labels = method.step(batch)
+
+`plain` (CE, focal, LDAM, VS, LA, Balanced Softmax, each with SGD or SAM) is
+registered here. How the methods of ../shared/METHODS.md fit, each as one new
+file registering one class:
+
+- GLMC (two views, mixing, two heads): `__init__` builds the re-balanced
+  head (a linear layer) and the projection into `self.extra` and wraps
+  model + extras in one module with `parts.wrap`, so DDP averages all their
+  gradients; `self.batches` zips the instance loader with a class-balanced
+  one (`DeviceLoader.resampled("class-balanced")`), both resumed from its
+  `state_dict`; `step` draws the mix, builds one loss pass returning the sum
+  of the two heads' mixed losses (plus the contrastive term) and the logits
+  of the unmixed view, and hands it to `self.update`: with SAM both heads see
+  the same perturbation.
+- PaCo (momentum encoder and queue): the key encoder and the queue are
+  modules in `self.extra` whose buffers carry the queue and its pointer, so
+  they resume; `step` computes the keys once, outside the pass (no gradient),
+  and the pass closes over them, so SAM's two passes use the same keys; the
+  queue and the momentum encoder advance after the update, on the device.
+- ImbSAM and the other grouped-SAM variants (METHODS.md §0.5): the pass
+  returns per-group losses (head and tail classes, from per-sample weights);
+  the method's update is a grouped SAM that perturbs with the tail group's
+  gradient and its own radius, one forward at w as SAM.
+
+A step never waits for the host (no `.item()`, no branch on a tensor value),
+so a whole step can be captured in a CUDA graph.
+"""
+
+from tailsam.methods import plain  # noqa: F401  (registers the method)
+from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Update
+from tailsam.methods.registry import METHODS
+from tailsam.methods.steps import LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step
+
+__all__ = ["Batches", "LossPass", "METHODS", "Method", "MethodParts", "SAMUpdate", "SGDUpdate", "StepOutput",
+           "Update", "classify", "sam_step", "sgd_step"]

@@ -1,0 +1,116 @@
+"""The weight updates, written out: `SGDUpdate` (one pass) and `SAMUpdate` (two passes).
+
+An update takes a *loss pass*: a function that runs the forward pass(es) of
+one batch and returns the loss to descend and the logits to score. It calls
+the pass under autocast, once at w for SGD, at w and at w + e for SAM, so a
+method decides what a pass computes (one view or several, extra heads, keys
+from a queue) and the update decides how the weights move. Both return the
+loss and logits of the pass at w, detached and still on the device: the
+caller accumulates them there, so an update never waits for the host (the
+CUDA-graph capture of a whole step relies on it).
+
+Under DistributedDataParallel (`model` wrapped in it) every backward pass
+averages the gradients over the processes, so SAM's perturbation comes from
+the global-batch gradient: the same step as one process with the global
+batch. `local_perturbation=True` runs the first pass under `no_sync`, so each
+process perturbs along its own piece's gradient (m-sharpness with m = the
+per-process batch, Foret et al. 2021); the second pass is averaged as usual.
+
+`sgd_step` and `sam_step` are the two updates for plain classification
+(`loss_fn(model(images), labels)`), for use in a loop of your own.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Callable, ContextManager
+
+import torch
+from torch import nn
+
+from tailsam.optim import SAM, frozen_bn_stats
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Autocast = Callable[[], ContextManager]  # a fresh autocast context per forward pass
+LossPass = Callable[[], tuple[torch.Tensor, torch.Tensor]]   # -> (loss to descend, logits to score)
+
+
+def classify(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch.Tensor) -> LossPass:
+    """The loss pass of plain classification: `loss_fn(model(images), labels)` and the logits."""
+    def loss_pass() -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(images)
+        return loss_fn(logits, labels), logits
+
+    return loss_pass
+
+
+class SGDUpdate:
+    """Forward, backward and one step of `optimizer` at w (with a GradScaler for fp16)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, autocast: Autocast,
+                 scaler: torch.amp.GradScaler | None = None):
+        self.optimizer, self.autocast, self.scaler = optimizer, autocast, scaler
+
+    def __call__(self, loss_pass: LossPass) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.autocast():
+            loss, logits = loss_pass()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)   # skipped when the fp16 gradients are not finite
+            self.scaler.update()
+        return loss.detach(), logits.detach()
+
+
+class SAMUpdate:
+    """SAM: gradient at w, move to w + e, gradient there, back to w and step with it.
+
+    `model` is the module the passes run (for `freeze_bn` and `local_perturbation`).
+    """
+
+    def __init__(self, optimizer: SAM, model: nn.Module, *, autocast: Autocast, freeze_bn: bool,
+                 scaler: torch.amp.GradScaler | None = None, local_perturbation: bool = False):
+        self.optimizer, self.model, self.autocast, self.scaler = optimizer, model, autocast, scaler
+        self.freeze_bn, self.local_perturbation = freeze_bn, local_perturbation
+
+    def __call__(self, loss_pass: LossPass) -> tuple[torch.Tensor, torch.Tensor]:
+        optimizer, scaler = self.optimizer, self.scaler
+        optimizer.zero_grad(set_to_none=True)
+        # no_sync must hold over the forward and the backward of the pass it keeps local.
+        with self.model.no_sync() if self.local_perturbation else nullcontext():
+            with self.autocast():
+                loss, logits = loss_pass()
+            (loss if scaler is None else scaler.scale(loss)).backward()
+        # A copy: under CUDA graphs (train.compile=reduce-overhead) the pass at w + e reuses the memory
+        # of this pass's outputs.
+        logits = logits.detach().clone()
+        if not optimizer.first_step(zero_grad=True, scaler=scaler):
+            return loss.detach(), logits   # fp16 overflow: both steps skipped, scaler updated
+
+        # The batch already moved the BatchNorm statistics once at w; optionally keep the
+        # perturbed pass from moving them again (the paper's code lets it).
+        with frozen_bn_stats(self.model) if self.freeze_bn else nullcontext(), self.autocast():
+            loss_at_e, _ = loss_pass()
+        (loss_at_e if scaler is None else scaler.scale(loss_at_e)).backward()
+        optimizer.second_step(zero_grad=True, scaler=scaler)
+        return loss.detach(), logits
+
+
+def sgd_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
+             images: torch.Tensor, labels: torch.Tensor, *, autocast: Autocast = nullcontext,
+             scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD update of plain classification; returns the loss and logits at w (detached)."""
+    return SGDUpdate(optimizer, autocast=autocast, scaler=scaler)(classify(model, loss_fn, images, labels))
+
+
+def sam_step(model: nn.Module, loss_fn: LossFn, optimizer: SAM,
+             images: torch.Tensor, labels: torch.Tensor, *, autocast: Autocast = nullcontext,
+             freeze_bn: bool, scaler: torch.amp.GradScaler | None = None,
+             local_perturbation: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SAM update of plain classification; returns the loss and logits at w (detached)."""
+    update = SAMUpdate(optimizer, model, autocast=autocast, freeze_bn=freeze_bn, scaler=scaler,
+                       local_perturbation=local_perturbation)
+    return update(classify(model, loss_fn, images, labels))
