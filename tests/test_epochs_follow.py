@@ -35,8 +35,8 @@ def test_twenty_epochs_of_the_paper_schedule_put_drw_and_the_lr_drops_where_200_
     assert moved == ["loss.drw_start 160 -> 16", "optim.lr_args.warmup_epochs 5 -> 1",
                      "optim.lr_args.decay_epochs [160, 180] -> [16, 18]"]
     _, drw = build_criterion(config, [50] * 10, torch.device("cpu"))
-    # The loop applies drw.weight_at(epoch - 1) in 1-indexed epoch `epoch`: DRW from the 17th of 20.
-    assert drw.weight_at(16 - 1) is None and drw.weight_at(17 - 1) is not None
+    # DRW from the 17th of 20 epochs, as from the 161st of 200.
+    assert drw.weight_at(16) is None and drw.weight_at(17) is not None
     lr, rho = build_schedules(config)
     assert [lr(e) for e in (1, 2, 16, 17, 18, 19, 20)] == pytest.approx([0.1, 0.1, 0.1, 1e-3, 1e-3, 1e-5, 1e-5])
     assert rho(20) == 0.8

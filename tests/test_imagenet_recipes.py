@@ -41,7 +41,7 @@ def test_large_scale_recipes_follow_the_paper_protocol(dataset, lr, ldam_wd, rho
         _, rho_at = build_schedules(get_recipe(f"{dataset}-{method}"))
         assert [rho_at(e) for e in epochs] == [r for r in rho for _ in (0, 1)]
     _, drw = build_criterion(config, [5, 3, 1], torch.device("cpu"))
-    assert drw.weight_at(59) is None and drw.weight_at(60) is not None   # weights on from the 61st epoch
+    assert drw.weight_at(60) is None and drw.weight_at(61) is not None   # weights on from the 61st epoch
     assert f"{top1}%" in RECIPES.get(f"{dataset}-ldam-drw-sam").builder.__doc__
     assert get_recipe(f"{dataset}-ce-drw").sam.kind == "none"
     smoke = get_recipe(f"{dataset}-ldam-drw-sam:smoke")

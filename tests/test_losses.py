@@ -240,27 +240,27 @@ def test_class_weight_errors():
         class_weights([4, 2, 1], "inverse")
     with pytest.raises(ConfigError, match="beta"):
         class_weights([4, 2, 1], "cb", beta=1.0)
-    with pytest.raises(ConfigError, match="start epoch"):
-        DRW([4, 2, 1], start_epoch=-1)
+    with pytest.raises(ConfigError, match="after"):
+        DRW([4, 2, 1], after=-1)
 
 
-def test_drw_has_no_weights_before_the_start_epoch_and_cb_weights_from_it():
+def test_drw_has_no_weights_in_its_first_epochs_and_cb_weights_after():
     counts = [4, 2, 1]
-    drw = DRW(counts, start_epoch=160, beta=0.5)
-    assert drw.weight_at(0) is None
-    assert drw.weight_at(159) is None
-    for epoch in (160, 199):
+    drw = DRW(counts, after=160, beta=0.5)
+    assert drw.weight_at(1) is None
+    assert drw.weight_at(160) is None
+    for epoch in (161, 200):
         torch.testing.assert_close(drw.weight_at(epoch), class_weights(counts, "cb", beta=0.5))
-    drw.weight_at(160).zero_()  # callers get a copy
-    torch.testing.assert_close(drw.weight_at(161), torch.tensor([8 / 11, 10 / 11, 15 / 11]))
+    drw.weight_at(161).zero_()  # callers get a copy
+    torch.testing.assert_close(drw.weight_at(162), torch.tensor([8 / 11, 10 / 11, 15 / 11]))
 
 
 def test_drw_switches_a_loss_to_weighted_at_the_start_epoch():
     z, y = torch.tensor(LOGITS), torch.tensor(TARGETS)
-    drw = DRW(COUNTS, start_epoch=2, beta=0.5)
+    drw = DRW(COUNTS, after=2, beta=0.5)
     loss_fn = build_loss("ldam", COUNTS)
     values = []
-    for epoch in range(4):
+    for epoch in range(1, 5):
         loss_fn.set_weight(drw.weight_at(epoch))
         values.append(loss_fn(z, y).item())
     cb = class_weights(COUNTS, "cb", beta=0.5).numpy()

@@ -29,22 +29,22 @@ def class_weights(counts: ClassCounts, kind: str = "cb", beta: float = 0.9999) -
 
 
 class DRW:
-    """Deferred re-weighting (Cao et al. 2019): no weights before `start_epoch`, class-balanced after.
+    """Deferred re-weighting (Cao et al. 2019): no weights for the first `after` epochs, class-balanced after.
 
-    `weight_at(epoch)` takes the 0-indexed epoch; CIFAR recipes start at 160
-    (the 161st of 200 epochs, when the learning rate drops). Apply it once per
-    epoch with `loss.set_weight(drw.weight_at(epoch))`.
+    `weight_at(epoch)` takes the 1-indexed epoch; CIFAR recipes use after=160:
+    plain for epochs 1..160, weighted from the 161st of 200, when the learning
+    rate drops. Apply it once per epoch with `loss.set_weight(drw.weight_at(epoch))`.
     """
 
-    def __init__(self, counts: ClassCounts, start_epoch: int = 160, beta: float = 0.9999):
-        if start_epoch < 0:
-            raise ConfigError(f"DRW start epoch must be >= 0, got {start_epoch}")
-        self.start_epoch = start_epoch
+    def __init__(self, counts: ClassCounts, after: int = 160, beta: float = 0.9999):
+        if after < 0:
+            raise ConfigError(f"DRW's `after` (epochs before the weights) must be >= 0, got {after}")
+        self.after = after
         self.weights = class_weights(counts, "cb", beta)
 
     def weight_at(self, epoch: int) -> torch.Tensor | None:
-        """None before `start_epoch`, the class-balanced weights (a fresh copy) from it on."""
-        return None if epoch < self.start_epoch else self.weights.clone()
+        """None in epochs 1..after, the class-balanced weights (a fresh copy) from epoch after + 1 on."""
+        return None if epoch <= self.after else self.weights.clone()
 
     def __repr__(self) -> str:
-        return f"DRW(start_epoch={self.start_epoch}, weights={self.weights.tolist()})"
+        return f"DRW(after={self.after}, weights={self.weights.tolist()})"

@@ -83,7 +83,7 @@ class Method:
         self.extra.train()
         if self.parts.drw is None:
             return {"drw": False}
-        self.criterion.set_weight(self.parts.drw.weight_at(epoch - 1))
+        self.criterion.set_weight(self.parts.drw.weight_at(epoch))
         return {"drw": self.criterion.weight is not None}
 
     def step(self, batch: Any) -> StepOutput:

@@ -85,7 +85,7 @@ def build_criterion(config: Config, counts: list[int], device: torch.device) -> 
     criterion = build_loss(loss.name, counts, **loss.hparams).to(device)
     if loss.weighting == "cb":
         criterion.set_weight(class_weights(counts, "cb", loss.beta))
-    drw = DRW(counts, start_epoch=loss.drw_start, beta=loss.beta) if loss.weighting == "drw" else None
+    drw = DRW(counts, after=loss.drw_start, beta=loss.beta) if loss.weighting == "drw" else None
     return criterion, drw
 
 

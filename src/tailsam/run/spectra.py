@@ -124,12 +124,12 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
     _check_lanczos_memory(model, iters, torch_device)
     epoch = int(state["loader"]["epoch"])
     # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
-    epoch_index = epoch if state["loader"]["position"] > 0 else epoch - 1
+    trained_in = epoch + 1 if state["loader"]["position"] > 0 else epoch
     loader = data.train if split == "train" else data.test
     started = time.perf_counter()
     spectra = analyze(
         model, stored_images(loader), loader.labels, counts, classes=classes,
-        loss_fn=_loss(config, loss, counts, torch_device, epoch_index), iters=iters, runs=runs,
+        loss_fn=_loss(config, loss, counts, torch_device, trained_in), iters=iters, runs=runs,
         max_images=max_images, seed=seed,
         transform=model_inputs(loader, dataset_info(config.data.dataset).augment if augment else None, seed),
         source=f"the {split} split of {path}",
@@ -200,10 +200,10 @@ def _loss_function(config: Config, name: str) -> str:
     return f"the run's own: {config.loss.name}{weights}"
 
 
-def _loss(config: Config, name: str, counts: list[int], device: torch.device, epoch_index: int) -> LossFn:
+def _loss(config: Config, name: str, counts: list[int], device: torch.device, epoch: int) -> LossFn:
     if name == "ce":
         return F.cross_entropy
     criterion, drw = build_criterion(config, counts, device)
     if drw is not None:
-        criterion.set_weight(drw.weight_at(epoch_index))
+        criterion.set_weight(drw.weight_at(epoch))
     return criterion
