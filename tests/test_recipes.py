@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from jpeg_fixture import write_imagenet_lt, write_split
 from tailsam.cli import main
-from tailsam.config import check
+from tailsam.config import apply_overrides, check
 from tailsam.data import longtail_counts
 from tailsam.recipes import RECIPES, get_recipe
 from tailsam.recipes.cifar import PAPER_TOP1, RHO
+from tailsam.train import RunInterrupted, train
+from test_train import stop_at
 
 
 @pytest.mark.parametrize("name", RECIPES.names())
@@ -76,3 +82,38 @@ def test_cifar10_smoke_recipe_runs_end_to_end(tmp_path, capsys):
     assert [r["drw"] for r in records] == [False] * 3 + [True] * 3
     assert [r["lr"] for r in records] == pytest.approx([0.1] * 5 + [1e-3])
     assert records[0]["rho"] == 0.05 and records[-1]["rho"] == 0.8 and "confusion" in records[-1]["test"]
+
+
+@pytest.fixture(scope="module")
+def smoke_roots(tmp_path_factory) -> dict[str, Path]:
+    """A data root per dataset, holding just enough generated images for every :smoke variant."""
+    root = tmp_path_factory.mktemp("smoke-data")
+    rng = np.random.RandomState(0)
+    for name, classes, per_class, test_per_class in (("cifar10", 10, 300, 10), ("cifar100", 100, 30, 2)):
+        np.savez(root / f"{name}.npz",
+                 x_train=rng.randint(0, 256, (classes * per_class, 32, 32, 3), dtype=np.uint8),
+                 y_train=np.repeat(np.arange(classes), per_class),
+                 x_test=rng.randint(0, 256, (classes * test_per_class, 32, 32, 3), dtype=np.uint8),
+                 y_test=np.repeat(np.arange(classes), test_per_class))
+    inat = root / "inat2018"
+    for list_name, folder, counts in (("iNaturalist18_train.txt", "train_val2018", [8, 6, 5, 4, 3, 3, 2, 2, 1, 1]),
+                                      ("iNaturalist18_val.txt", "train_val2018/val", [2] * 10)):
+        (inat / list_name).parent.mkdir(parents=True, exist_ok=True)
+        (inat / list_name).write_text("\n".join(write_split(inat, folder, counts, rng)) + "\n")
+    return {"cifar10": root, "cifar100": root, "digits": root, "inat2018": inat,
+            "imagenet-lt": write_imagenet_lt(root / "imagenet", [8, 6, 5, 4, 3, 3, 2, 2, 1, 1], [2] * 10)}
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_every_smoke_variant_takes_two_steps_on_a_tiny_backbone(name, smoke_roots, tmp_path):
+    smoke = get_recipe(f"{name}:smoke")
+    tiny = ["model.name=resnet8", "train.tensorboard=false", f"data.root={smoke_roots[smoke.data.dataset]}"]
+    if smoke.data.dataset in ("imagenet-lt", "inat2018"):   # 35 images: batches of 16 make 3 steps an epoch
+        tiny += ["optim.batch_size=16", "data.workers=0"]
+    with pytest.raises(RunInterrupted):   # SIGTERM after the second step: a checkpoint of two steps
+        train(apply_overrides(smoke, tiny), tmp_path, verbose=False, on_step=stop_at(1, 1))
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["loader"]["epoch"], state["loader"]["position"]) == (0, 2)
+    loss, steps = state["epoch_totals"][:2].tolist()
+    assert steps == 2 and math.isfinite(loss) and loss > 0
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
