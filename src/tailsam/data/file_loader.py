@@ -8,10 +8,7 @@ of an epoch sees exactly the images and augmentations an uninterrupted one
 would, and the augmentation draws never touch the training process's global
 random generator.
 
-Data-parallel (as DeviceLoader): `batch_size` is per process; the loader walks
-the order of one process with batch `batch_size * world_size` and process
-`rank` takes piece `rank` of each global batch (`tensor_split`); a last global
-batch with fewer than `world_size` images is dropped.
+Data-parallel sharding as DeviceLoader's: tailsam.data.sharded.
 """
 
 from __future__ import annotations
@@ -24,10 +21,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from tailsam.data.augment import normalize
 from tailsam.data.imagefiles import ImageFiles
 from tailsam.data.jpeg import Transform
-from tailsam.data.samplers import SAMPLERS
+from tailsam.data.sharded import ShardedLoader
 from tailsam.errors import DataError
 
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -78,15 +74,14 @@ class _RemainingBatches:
         return len(self.batches)
 
 
-class FileLoader:
+class FileLoader(ShardedLoader):
     """Iterates (images, labels) batches of image files on `device`, like DeviceLoader.
 
     Images come out float NCHW, normalised with `mean`/`std`, in channels_last
     memory if asked. One `for` pass is one epoch; breaking out and iterating
-    again continues the same epoch. `epoch` counts completed epochs and
-    `position` the batches of the current one handed out; both round-trip
-    through `state_dict`. `workers` > 0 decodes in that many persistent
-    processes into pinned memory (on CUDA) with non-blocking copies.
+    again continues the same epoch; (epoch, position) round-trip through
+    `state_dict` (tailsam.data.sharded). `workers` > 0 decodes in that many
+    persistent processes into pinned memory (on CUDA) with non-blocking copies.
     A file that fails to decode raises DataError naming it, or with
     `skip_bad` is left out of its batch with a warning.
     """
@@ -95,18 +90,9 @@ class FileLoader:
                  mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
                  sampler: str = "instance", channels_last: bool = False, seed: int = 0, workers: int = 0,
                  rank: int = 0, world_size: int = 1, skip_bad: bool = False):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must lie in [0, world_size={world_size}), got {rank}")
-        self.files = files
-        self.device = torch.device(device)
-        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
-        self.channels_last, self.seed, self.skip_bad = channels_last, seed, skip_bad
-        self.num_images = len(files)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device)
-        self.sampler = SAMPLERS.build(sampler, torch.as_tensor(files.labels))
-        self.epoch = 0
-        self.position = 0   # batches of the current epoch already handed out
+        super().__init__(files.labels, batch_size=batch_size, mean=mean, std=std, device=device, sampler=sampler,
+                         channels_last=channels_last, rank=rank, world_size=world_size)
+        self.files, self.seed, self.skip_bad = files, seed, skip_bad
         self._remaining = _RemainingBatches()
         on_cuda = self.device.type == "cuda"
         # Its own generator: each pass draws a worker base seed (unused: images are seeded one by one),
@@ -115,22 +101,16 @@ class FileLoader:
                                   num_workers=workers, pin_memory=on_cuda, persistent_workers=workers > 0,
                                   generator=torch.Generator())
 
-    def __len__(self) -> int:
-        full, rest = divmod(self.num_images, self.batch_size * self.world_size)
-        return full if rest < self.world_size else full + 1
-
     def epoch_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This process's (file indices, augmentation seeds) of every batch of the current epoch."""
         generator = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
         order = self.sampler.epoch_order(generator)
         seeds = torch.randint(2**62, (len(order),), generator=generator)
-        size = self.batch_size * self.world_size
-        return [(order[i * size:(i + 1) * size].tensor_split(self.world_size)[self.rank],
-                 seeds[i * size:(i + 1) * size].tensor_split(self.world_size)[self.rank]) for i in range(len(self))]
+        return [(self.piece(order, i), self.piece(seeds, i)) for i in range(len(self))]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.position >= len(self):  # a previous pass stopped right after the last batch
-            self._start_next_epoch()
+            self.start_next_epoch()
         batches = self.epoch_batches()[self.position:]
         self._remaining.batches = [list(zip(index.tolist(), seeds.tolist())) for index, seeds in batches]
         for (index, _), (images, labels, errors) in zip(batches, self._loader):
@@ -145,11 +125,7 @@ class FileLoader:
                                         "every step: replace the files, or use a larger optim.batch_size")
                     continue
             yield self._to_device(images, labels)
-        self._start_next_epoch()
-
-    def _start_next_epoch(self) -> None:
-        self.epoch += 1
-        self.position = 0
+        self.start_next_epoch()
 
     def _check_decoded(self, index: torch.Tensor, errors: list[str]) -> torch.Tensor | None:
         """None if every image decoded; else raise DataError, or with skip_bad the mask of those that did."""
@@ -171,15 +147,7 @@ class FileLoader:
         non_blocking = self.device.type == "cuda"   # pinned by the DataLoader on CUDA
         images = images.to(self.device, non_blocking=non_blocking)
         labels = labels.to(self.device, non_blocking=non_blocking)
-        return normalize(images, self.mean, self.std, channels_last=self.channels_last), labels
-
-    def state_dict(self) -> dict:
-        """Ints only, so a checkpoint holding it loads with weights_only=True."""
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
+        return self.normalize(images), labels
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
