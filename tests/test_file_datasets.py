@@ -32,7 +32,8 @@ def test_split_list_parses_paths_and_labels(tmp_path):
     path = tmp_path / "list.txt"
     path.write_text("train/a/1.jpg 0\n\ntrain/b b/2.JPEG 7\r\nval/3.jpg   12  \n")
     files = read_file_list(path, num_classes=13)
-    assert files.paths == ["train/a/1.jpg", "train/b b/2.JPEG", "val/3.jpg"]
+    assert files.relative_paths() == ["train/a/1.jpg", "train/b b/2.JPEG", "val/3.jpg"]
+    assert files.root == tmp_path and files.path(0) == tmp_path / "train/a/1.jpg"
     assert files.labels.tolist() == [0, 7, 12] and files.labels.dtype == np.int64
     assert files.class_names is None
 
@@ -64,7 +65,7 @@ def test_inat_json_maps_sorted_category_ids_to_labels(tmp_path):
     path = write_inat_json(tmp_path, "train2018.json", "train_val2018", [3, 1, 2], [5, 9, 30])
     files = read_file_list(path)
     assert files.labels.tolist() == [0, 0, 0, 1, 2, 2]
-    assert files.paths[3] == "train_val2018/c001/0000.jpg"
+    assert files.relative(3) == "train_val2018/c001/0000.jpg"
     assert files.class_names == ("species 5", "species 9", "species 30")
 
 

@@ -37,14 +37,14 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _add_data_command(sub: argparse._SubParsersAction) -> None:
-    from tailsam.data import DATASETS, PROFILES, default_data_root
+    from tailsam.data import PROFILES, default_data_root, memory_datasets
 
     p = sub.add_parser(
         "data", help="build a long-tailed split and print its class counts",
         description="Build a long-tailed training split exactly as Cao et al. (2019) and print "
         "its class counts and the sha256 of the selected indices.",
     )
-    p.add_argument("--dataset", required=True, choices=DATASETS.names())
+    p.add_argument("--dataset", required=True, choices=memory_datasets())
     p.add_argument("--data-root", "--root", dest="data_root", default=None,   # --root: the old name
                    help=f"data folder (default: $TAILSAM_DATA_ROOT, else {default_data_root()})")
     p.add_argument("--profile", default="exp", choices=PROFILES)

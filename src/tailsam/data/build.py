@@ -1,4 +1,5 @@
-"""`build_data`: a run's loaders, built from its Config (in-memory datasets here, image files in file_data)."""
+"""`build_data`: a run's loaders, built from its Config, for any dataset of the registry (data/catalog.py):
+in-memory datasets here, image files in data/file_data.py."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ import numpy as np
 import torch
 
 from tailsam.config import Config
-from tailsam.data.catalog import dataset_info, load_dataset
-from tailsam.data.file_catalog import is_file_dataset
+from tailsam.data.catalog import MemoryDataset, dataset_info, load_dataset
 from tailsam.data.file_data import build_file_data
 from tailsam.data.loader import DeviceLoader
 from tailsam.data.longtail import select_longtail
@@ -17,7 +17,8 @@ from tailsam.errors import DataError
 
 def build_data(config: Config, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunData:
     """The run's loaders; with `world_size` > 1, this process's share (see DeviceLoader) and test shard."""
-    if is_file_dataset(config.data.dataset):   # ImageNet-LT, iNaturalist, lists, folders: decoded from files
+    info = dataset_info(config.data.dataset)
+    if not isinstance(info, MemoryDataset):   # ImageNet-LT, iNaturalist, lists, folders: decoded from files
         return build_file_data(config, device, rank=rank, world_size=world_size)
     d = config.data
     data = load_dataset(d.dataset, d.root, download=d.download)
@@ -32,7 +33,6 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         raise DataError(f"the {d.dataset} test set has no images of class {absent[0]}{more}; "
                         "every class needs test images")
-    info = dataset_info(d.dataset)
     loader_args = dict(mean=info.mean, std=info.std, device=device, channels_last=config.train.channels_last)
     train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
                          batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,

@@ -1,4 +1,12 @@
-"""Named datasets: how to read each one and its normalisation and augmentation defaults."""
+"""Every named dataset in one registry: held in memory (CIFAR, digits) or read from image files.
+
+    cifar10, cifar100, digits   MemoryDataset: uint8 arrays, on the device while training
+    imagenet-lt, inat2018       ListDataset: the published split lists under the data root
+    lists                       ListDataset: your own split lists (data.train_list, data.test_list)
+    folder                      FolderDataset: your own class-per-folder tree (data/imagefolder.py)
+
+`tailsam.data.build_data` builds a run's loaders from any of them.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +28,8 @@ DATA_ROOT_ENV = "TAILSAM_DATA_ROOT"
 
 
 @dataclass(frozen=True)
-class DatasetInfo:
-    """How to read a dataset, and the per-channel statistics and augmentation it trains with."""
+class MemoryDataset:
+    """How to read a dataset held in memory, and the per-channel statistics and augmentation it trains with."""
 
     read: Callable[[Path, bool], ImageData]
     num_classes: int
@@ -31,21 +39,47 @@ class DatasetInfo:
     needs_root: bool = True
 
 
+@dataclass(frozen=True)
+class ListDataset:
+    """A dataset given by a training and a test split file; None list names must come from the config.
+
+    `num_classes` None: found in the data (the largest label + 1).
+    """
+
+    num_classes: int | None
+    train_list: str | None
+    test_list: str | None
+
+
+@dataclass(frozen=True)
+class FolderDataset:
+    """A dataset given by a class-per-folder tree."""
+
+    num_classes: None = None   # found in the data: the tree's class folders
+
+
 _CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 _CIFAR_STD = (0.2023, 0.1994, 0.2010)
 
 for _spec in (CIFAR10, CIFAR100):
-    DATASETS.register(_spec.name, num_classes=_spec.num_classes)(DatasetInfo(
+    DATASETS.register(_spec.name, num_classes=_spec.num_classes)(MemoryDataset(
         read=lambda root, download, spec=_spec: load_cifar(spec, root, download=download),
         num_classes=_spec.num_classes, mean=_CIFAR_MEAN, std=_CIFAR_STD, augment=Augment(padding=4, flip=True),
     ))
 
 # Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the 8x8 analogue of CIFAR's 4.
 # Mean and std are those of the 1,200 balanced training images.
-DATASETS.register("digits", num_classes=10)(DatasetInfo(
+DATASETS.register("digits", num_classes=10)(MemoryDataset(
     read=lambda root, download: load_digits(), num_classes=10, mean=(0.3058,), std=(0.3758,),
     augment=Augment(padding=1, flip=False), needs_root=False,
 ))
+DATASETS.register("imagenet-lt", num_classes=1000, paper="Liu et al. 2019, Large-Scale Long-Tailed Recognition")(
+    ListDataset(1000, "ImageNet_LT_train.txt", "ImageNet_LT_test.txt"))
+DATASETS.register("inat2018", num_classes=8142, paper="Van Horn et al. 2018, The iNaturalist Species "
+                  "Classification and Detection Dataset")(
+    ListDataset(8142, "iNaturalist18_train.txt", "iNaturalist18_val.txt"))
+DATASETS.register("lists", num_classes=None)(ListDataset(None, None, None))
+DATASETS.register("folder", num_classes=None)(FolderDataset())
 
 
 def default_data_root() -> Path:
@@ -53,12 +87,21 @@ def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, "data"))
 
 
-def dataset_info(name: str) -> DatasetInfo:
+def dataset_info(name: str) -> MemoryDataset | ListDataset | FolderDataset:
+    """The registered description of dataset `name` (ConfigError listing the names if unknown)."""
     return DATASETS.get(name).builder
 
 
+def memory_datasets() -> list[str]:
+    """The names of the datasets held in memory (`tailsam data` and the Hessian analysis take these)."""
+    return [entry.name for entry in DATASETS if isinstance(entry.builder, MemoryDataset)]
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True) -> ImageData:
-    """Read a named dataset from `root` (default: $TAILSAM_DATA_ROOT, else ./data)."""
+    """Read a dataset held in memory from `root` (default: $TAILSAM_DATA_ROOT, else ./data)."""
+    if not isinstance(dataset_info(name), MemoryDataset):
+        raise DataError(f"dataset {name} is read from image files, not loaded into memory; choose one of "
+                        f"{', '.join(memory_datasets())}")
     root = Path(root) if root is not None else default_data_root()
     if dataset_info(name).needs_root and root.exists() and not root.is_dir():
         raise DataError(f"the data root {root} is a file; point --data-root or ${DATA_ROOT_ENV} at the folder "

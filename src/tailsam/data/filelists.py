@@ -9,34 +9,25 @@ Two formats, told apart by the file name:
   category id (iNaturalist 2018's ids are already 0..8141, so labels equal
   the ids and agree with the text lists).
 
-Paths stay relative, as written; the caller joins them to the data root.
+Paths stay relative, as written, to the data root the list belongs to.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tailsam.data.imagefiles import ImageFiles
 from tailsam.errors import DataError
 
 LINE_FORMAT = "`relative/path.jpg label`"
 
 
-@dataclass(frozen=True)
-class FileList:
-    """Relative image paths with their int64 labels, in file order; class names when the file has them."""
-
-    paths: list[str]
-    labels: np.ndarray
-    class_names: tuple[str, ...] | None
-    source: Path
-
-
-def read_file_list(path: Path, num_classes: int | None = None) -> FileList:
-    """Read a split list, or an iNaturalist JSON file when `path` ends in .json.
+def read_file_list(path: Path, num_classes: int | None = None, *, root: Path | None = None) -> ImageFiles:
+    """Read a split list, or an iNaturalist JSON file when `path` ends in .json, as files under `root`
+    (default: the list's folder).
 
     With `num_classes`, every label must lie in [0, num_classes). Any problem
     raises DataError naming the file (and line) and what is expected.
@@ -45,17 +36,18 @@ def read_file_list(path: Path, num_classes: int | None = None) -> FileList:
     if not path.is_file():
         raise DataError(f"{path}: no such list file; point data.root at the folder holding it or set the "
                         "list path (data.train_list / data.test_list)")
-    files = _read_json(path) if path.suffix.lower() == ".json" else _read_lines(path)
-    if not files.paths:
+    paths, labels, class_names = _read_json(path) if path.suffix.lower() == ".json" else _read_lines(path)
+    if not paths:
         raise DataError(f"{path}: lists no images")
-    if num_classes is not None and files.labels.max() >= num_classes:
-        line = int(np.argmax(files.labels >= num_classes))
-        raise DataError(f"{path}: label {int(files.labels[line])} of {files.paths[line]} is outside "
+    labels = np.asarray(labels, dtype=np.int64)
+    if num_classes is not None and labels.max() >= num_classes:
+        line = int(np.argmax(labels >= num_classes))
+        raise DataError(f"{path}: label {int(labels[line])} of {paths[line]} is outside "
                         f"0..{num_classes - 1} (this dataset has {num_classes} classes)")
-    return files
+    return ImageFiles.from_paths(root if root is not None else path.parent, paths, labels, str(path), class_names)
 
 
-def _read_lines(path: Path) -> FileList:
+def _read_lines(path: Path) -> tuple[list[str], list[int], None]:
     paths, labels = [], []
     try:
         text = path.read_text(encoding="utf-8")
@@ -71,14 +63,14 @@ def _read_lines(path: Path) -> FileList:
                             f"found {line.strip()[:80]!r}")
         paths.append(parts[0].strip())
         labels.append(int(parts[1]))
-    return FileList(paths, np.asarray(labels, dtype=np.int64), None, path)
+    return paths, labels, None
 
 
 def _is_label(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _read_json(path: Path) -> FileList:
+def _read_json(path: Path) -> tuple[list[str], list[int], tuple[str, ...]]:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -103,4 +95,4 @@ def _read_json(path: Path) -> FileList:
                             "which is not among the file's categories")
         paths.append(file_name)
         labels.append(class_of[category])
-    return FileList(paths, np.asarray(labels, dtype=np.int64), tuple(name for _, name in categories), path)
+    return paths, labels, tuple(name for _, name in categories)

@@ -1,4 +1,5 @@
-"""Labelled image files under a root folder, and the check that each one can be opened.
+"""Labelled image files under a root folder (what every list and folder reader returns), and the check
+that each one can be opened.
 
 Paths are kept as one numpy bytes array rather than a list of str: loader
 workers are forked from the training process, and touching a Python string
@@ -23,17 +24,20 @@ CHECK_THREADS = 16   # opening files waits on the disk (or the network), not the
 
 @dataclass(frozen=True)
 class ImageFiles:
-    """Image files `root / paths[i]` with int64 `labels`; `source` names the list or folder they came from."""
+    """Image files `root / paths[i]` with int64 `labels`; `source` names the list or folder they came from,
+    and `class_names` the classes when the source names them (iNaturalist JSON, folder trees)."""
 
     root: Path
     paths: np.ndarray      # bytes (numpy "S"), relative to root
     labels: np.ndarray
     source: str
+    class_names: tuple[str, ...] | None = None
 
     @classmethod
-    def from_paths(cls, root: Path, paths: Sequence[str], labels: np.ndarray, source: str) -> ImageFiles:
+    def from_paths(cls, root: Path, paths: Sequence[str], labels: Sequence[int] | np.ndarray, source: str,
+                   class_names: tuple[str, ...] | None = None) -> ImageFiles:
         encoded = np.array([os.fsencode(p) for p in paths], dtype=np.bytes_) if len(paths) else np.array([], "S1")
-        return cls(Path(root), encoded, np.asarray(labels, dtype=np.int64), source)
+        return cls(Path(root), encoded, np.asarray(labels, dtype=np.int64), source, class_names)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -41,12 +45,15 @@ class ImageFiles:
     def relative(self, i: int) -> str:
         return os.fsdecode(self.paths[i])
 
+    def relative_paths(self) -> list[str]:
+        return [os.fsdecode(p) for p in self.paths]
+
     def path(self, i: int) -> Path:
         return self.root / self.relative(i)
 
     def subset(self, index: np.ndarray) -> ImageFiles:
         """The files at `index`, in that order."""
-        return ImageFiles(self.root, self.paths[index], self.labels[index], self.source)
+        return ImageFiles(self.root, self.paths[index], self.labels[index], self.source, self.class_names)
 
 
 def find_unreadable(files: ImageFiles, threads: int = CHECK_THREADS) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tailsam.data.filelists import FileList
+from tailsam.data.imagefiles import ImageFiles
 from tailsam.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -40,7 +40,7 @@ def class_folders(tree: Path) -> list[str]:
     return names
 
 
-def read_image_folder(root: Path, tree: Path, classes: list[str], *, require_all: bool = True) -> FileList:
+def read_image_folder(root: Path, tree: Path, classes: list[str], *, require_all: bool = True) -> ImageFiles:
     """Every image below tree/<class> for each of `classes`, with paths relative to `root`.
 
     `require_all`: each class folder must exist and hold an image (training
@@ -56,7 +56,7 @@ def read_image_folder(root: Path, tree: Path, classes: list[str], *, require_all
         labels += [label] * len(found)
     if not paths:
         raise DataError(f"{tree}: holds no images of the classes {', '.join(classes[:5])}...")
-    return FileList(paths, np.asarray(labels, dtype=np.int64), tuple(classes), tree)
+    return ImageFiles.from_paths(root, paths, labels, str(tree), tuple(classes))
 
 
 def holdout_split(labels: np.ndarray, num_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
