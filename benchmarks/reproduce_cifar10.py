@@ -72,7 +72,7 @@ def recipe(dataset: str, method: str) -> str:
 
 def paper_top1(name: str) -> float | None:
     """The paper's ratio-100 top-1 of a recipe, from the recipe registry (None when it gives none)."""
-    return RECIPES.get(name).metadata["paper_top1"].get(RATIO)
+    return RECIPES.get(name).info.paper_top1.get(RATIO)
 
 
 def check_data(dataset: str, root: Path) -> None:

@@ -73,7 +73,7 @@ def _paper_top1(recipe: str, ratio: float) -> float | None:
     name, _, variant = recipe.partition(":")
     if variant or name not in RECIPES:
         return None
-    return RECIPES.get(name).metadata["paper_top1"].get(_ratio_key(ratio))
+    return RECIPES.get(name).info.paper_top1.get(_ratio_key(ratio))
 
 
 def _ratio_key(ratio: float) -> float | int:

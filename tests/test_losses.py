@@ -125,7 +125,7 @@ def test_balanced_softmax_equals_logit_adjustment_with_tau_1():
 @pytest.mark.parametrize("entry", ENTRIES, ids=by_name)
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 def test_reduces_to_cross_entropy(entry, weighted):
-    condition = entry.metadata["reduces_to_ce"]
+    condition = entry.info.reduces_to_ce
     counts = [7, 7, 7, 7] if condition["uniform_counts"] else SKEWED_COUNTS
     weight = torch.tensor([0.2, 1.0, 3.0, 0.5]) if weighted else None
     loss_fn = build_loss(entry.name, counts, weight=weight, **condition["hparams"])
@@ -194,8 +194,8 @@ def test_metadata_defaults_match_the_constructor(entry):
     signature = inspect.signature(entry.builder)
     own = {name: p.default for name, p in signature.parameters.items()
            if name not in ("counts", "weight", "reduction")}
-    assert own == entry.metadata["hparams"]
-    assert entry.metadata["paper"]
+    assert own == entry.info.hparams
+    assert entry.info.paper
     # Counts-derived tensors are rebuilt from the constructor: nothing to checkpoint.
     assert build_loss(entry.name, COUNTS, weight=torch.ones(3)).state_dict() == {}
 

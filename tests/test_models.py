@@ -35,13 +35,13 @@ def test_resnet32_layout_is_three_stages_of_five_blocks():
 @pytest.mark.parametrize("entry", list(MODELS), ids=lambda e: e.name)
 def test_registry_metadata_matches_built_model(entry):
     with torch.device("meta"):   # shapes and counts only: no weights allocated or initialised (ResNet-50 is big)
-        model = build_model(entry.name, num_classes=10, in_channels=entry.metadata["input_size"][0])
-        logits = model(torch.empty(2, *entry.metadata["input_size"]))
-    assert count_params(model) == entry.metadata["params"]
+        model = build_model(entry.name, num_classes=10, in_channels=entry.info.input_size[0])
+        logits = model(torch.empty(2, *entry.info.input_size))
+    assert count_params(model) == entry.info.params
     assert logits.shape == (2, 10)
-    assert entry.metadata["input_size"] == ((3, 224, 224) if entry.name in ("resnet50", "resnext50_32x4d")
+    assert entry.info.input_size == ((3, 224, 224) if entry.name in ("resnet50", "resnext50_32x4d")
                                             else (3, 32, 32))
-    assert entry.metadata["paper"]
+    assert entry.info.paper
 
 
 @pytest.mark.parametrize("entry", list(MODELS), ids=lambda e: e.name)

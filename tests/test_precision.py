@@ -38,7 +38,7 @@ def test_auto_on_the_cpu_is_bf16_exactly_when_the_cpu_has_bf16_units(flags, expe
 
 def test_auto_keeps_fp32_for_models_not_measured_in_bf16_on_the_cpu():
     flags = frozenset(SAPPHIRE_RAPIDS.split())
-    assert [entry.name for entry in MODELS if entry.metadata.get("cpu_bf16")] == [
+    assert [entry.name for entry in MODELS if entry.info.cpu_bf16] == [
         "resnet110", "resnet20", "resnet32", "resnet44", "resnet56", "resnet8"]
     for model in ("resnet50", "resnext50_32x4d", "timm:convnext_tiny", "not-registered"):
         assert auto_precision(CPU, model, flags) == "fp32"

@@ -23,7 +23,15 @@ from tailsam.data.longtail import select_longtail
 from tailsam.errors import DataError
 from tailsam.registry import Registry
 
-DATASETS = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    num_classes: int | None   # None: found in the data
+    paper: str = ""
+
+
+DATASETS = Registry("dataset", DatasetInfo)
 DATA_ROOT_ENV = "TAILSAM_DATA_ROOT"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,11 +12,16 @@ from tailsam.errors import ConfigError
 from tailsam.losses.base import ClassCounts
 from tailsam.registry import Registry
 
-# Metadata of every entry: `hparams` (name -> default), `reduces_to_ce`
-# ({"hparams": ..., "uniform_counts": bool}: the setting under which the loss
-# equals plain CE, checked by the tests), `paper`, and optionally `head` (the
-# head the method is meant for).
-LOSSES = Registry("loss")
+@dataclass(frozen=True)
+class LossInfo:
+    hparams: dict[str, Any]          # hyper-parameters and their defaults
+    # {"hparams": ..., "uniform_counts": bool}: the setting where the loss equals plain CE (checked by the tests)
+    reduces_to_ce: dict[str, Any]
+    paper: str
+    head: str = "linear"             # the head the loss is meant for
+
+
+LOSSES = Registry("loss", LossInfo)
 
 
 def build_loss(
@@ -28,8 +34,8 @@ def build_loss(
     `loss.set_weight(...)`. Unknown names or hyper-parameters raise ConfigError.
     """
     entry = LOSSES.get(name)
-    unknown = sorted(set(hparams) - set(entry.metadata["hparams"]))
+    unknown = sorted(set(hparams) - set(entry.info.hparams))
     if unknown:
-        valid = ", ".join(entry.metadata["hparams"]) or "none"
+        valid = ", ".join(entry.info.hparams) or "none"
         raise ConfigError(f"loss {name!r} has no hyper-parameter {', '.join(unknown)}; valid: {valid}")
     return entry.builder(counts, weight=weight, reduction=reduction, **hparams)

@@ -1,8 +1,13 @@
-"""The method registry (`method.name` in the config); each method file registers into it.
+"""The method registry (`method.name` in the config); each method file registers into it."""
 
-Metadata of every entry: `paper`, the work the method comes from.
-"""
+from dataclasses import dataclass
 
 from tailsam.registry import Registry
 
-METHODS = Registry("method")
+
+@dataclass(frozen=True)
+class MethodInfo:
+    paper: str   # the work the method comes from
+
+
+METHODS = Registry("method", MethodInfo)

@@ -7,13 +7,22 @@ registry line) is available to the CIFAR ResNets and any later backbone alike.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tailsam.registry import Registry
 
-HEADS = Registry("head")
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    logits: str   # the range of the logits it gives
+
+
+HEADS = Registry("head", HeadInfo)
 
 
 class NormedLinear(nn.Module):

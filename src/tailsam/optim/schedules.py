@@ -23,10 +23,16 @@ import torch
 from tailsam.errors import ConfigError
 from tailsam.registry import Registry
 
-# Metadata: `epoch_args`, the builder's arguments that are epochs (milestones, warm-up, length),
-# which move with train.epochs when a recipe is shortened or stretched (`scale_epochs`).
-LR_SCHEDULES = Registry("lr schedule")
-RHO_SCHEDULES = Registry("rho schedule")
+@dataclass(frozen=True)
+class ScheduleInfo:
+    # The builder's arguments that are epochs (milestones, warm-up, length), which move with
+    # train.epochs when a recipe is shortened or stretched (`scale_epochs`).
+    epoch_args: tuple[str, ...]
+    paper: str = ""
+
+
+LR_SCHEDULES = Registry("lr schedule", ScheduleInfo)
+RHO_SCHEDULES = Registry("rho schedule", ScheduleInfo)
 
 
 class Schedule(Protocol):
@@ -255,7 +261,7 @@ def schedule_epoch_args(registry: Registry, name: str, args: dict[str, Any]) -> 
     """
     defaults = inspect.signature(registry.get(name).builder).parameters
     found = {}
-    for arg in registry.get(name).metadata["epoch_args"]:
+    for arg in registry.get(name).info.epoch_args:
         if arg in args:
             found[arg] = args[arg]
         elif arg in defaults and defaults[arg].default is not inspect.Parameter.empty:

@@ -1,19 +1,44 @@
-"""The recipe registry, the `:smoke` variant rule and the listing `tailsam recipes` prints."""
+"""The recipe registry, the `@recipe` decorator, the `:smoke` variant rule and the listing `tailsam recipes` prints.
+
+A recipe is a function returning a Config, registered under its own name with
+underscores as hyphens (`def cifar10_ldam_drw_sam()` is `cifar10-ldam-drw-sam`),
+so the name you grep is the definition; its docstring gives the command, the
+paper's figure and the runtime.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 from tailsam.config import Config, apply_overrides, check
 from tailsam.errors import ConfigError
 from tailsam.optim.schedules import LR_SCHEDULES, RHO_SCHEDULES, scale_epochs, schedule_epoch_args
 from tailsam.registry import Registry
 
-# Metadata: `paper_top1` ({imbalance ratio: top-1 %} from the paper, empty when it reports none);
-# optional `smoke`: dotted overrides the :smoke variant applies on top of `smoke()` (e.g. tiny images).
-RECIPES = Registry("recipe")
+
+@dataclass(frozen=True)
+class RecipeInfo:
+    paper_top1: dict[float, float] = field(default_factory=dict)   # imbalance ratio -> the paper's top-1 %
+    smoke: tuple[str, ...] = ()   # dotted overrides the :smoke variant applies on top of `smoke()`
+
+
+RECIPES = Registry("recipe", RecipeInfo)
 SMOKE = "smoke"
+
+
+def recipe(*, paper_top1: dict[float, float] | None = None,
+           smoke_overrides: Callable[[Config], list[str]] | tuple[str, ...] = ()) -> Callable:
+    """Register the decorated function as a recipe named after it; `smoke_overrides` may derive from its Config."""
+    def add(function: Callable[[], Config]) -> Callable[[], Config]:
+        overrides = smoke_overrides(function()) if callable(smoke_overrides) else smoke_overrides
+        RECIPES.register(function.__name__.replace("_", "-"), paper_top1=dict(paper_top1 or {}),
+                         smoke=tuple(overrides))(function)
+        return function
+
+    return add
 
 
 def get_recipe(name: str) -> Config:
@@ -23,7 +48,7 @@ def get_recipe(name: str) -> Config:
     config = entry.builder()
     config.recipe = name
     if variant == SMOKE:
-        return apply_overrides(smoke(config), list(entry.metadata.get("smoke", ())))
+        return apply_overrides(smoke(config), list(entry.info.smoke))
     if variant:
         raise ConfigError(f"unknown recipe variant {variant!r} in {name!r}; the only variant is :{SMOKE}")
     return check(config)
@@ -96,7 +121,7 @@ def recipe_table() -> str:
         sam = "-" if config.sam.kind == "none" else f"{config.sam.kind} rho={config.sam.rho:g}"
         if config.sam.kind != "none" and config.sam.rho_schedule != "constant":
             sam = f"{config.sam.kind} {config.sam.rho_schedule}"
-        paper = ", ".join(f"{ratio:g}: {top1}" for ratio, top1 in entry.metadata["paper_top1"].items()) or "-"
+        paper = ", ".join(f"{ratio:g}: {top1}" for ratio, top1 in entry.info.paper_top1.items()) or "-"
         lines.append(f"{entry.name:26s} {config.data.dataset:11s} {loss:14s} {sam:13s} {paper}")
     lines.append("Append :smoke to any name for a run of seconds: CIFAR, 6 epochs of ResNet-8 on ~1,200 images "
                  "(ratio 10); the others 2 epochs on a few hundred.")

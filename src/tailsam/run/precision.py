@@ -80,7 +80,7 @@ def auto_precision(device: torch.device, model: str, flags: frozenset[str] | Non
     bf16 on a CPU with bf16 units for a model registered with `cpu_bf16`, else
     fp32. `flags` are the CPU's feature flags (default: this machine's, `cpu_flags()`).
     """
-    if device.type != "cpu" or model not in MODELS or not MODELS.get(model).metadata.get("cpu_bf16", False):
+    if device.type != "cpu" or model not in MODELS or not MODELS.get(model).info.cpu_bf16:
         return "fp32"
     flags = cpu_flags() if flags is None else flags
     return "bf16" if flags & BF16_CPU_FLAGS else "fp32"
