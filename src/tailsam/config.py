@@ -3,7 +3,12 @@
     config = apply_overrides(recipe_config, ["optim.lr=0.05", "sam.rho=0.8", "loss.hparams.max_m=0.3"])
 
 Every override is parsed to the field's declared type; an unknown key or a
-value of the wrong type raises ConfigError naming the key. Dict fields
+value of the wrong type raises ConfigError naming the key. `check` validates
+a whole config once, where it enters (overrides, config.json, recipes): value
+ranges, and every name against the registry that builds it (datasets,
+samplers, models, heads, losses, schedules), so a run never fails at build
+time on a name. (method.name is checked when the run is built: the method
+registry sits a layer above.) Dict fields
 (`loss.hparams`, `optim.lr_args`, `sam.rho_args`, `method.args`) take new keys; their values
 are parsed as numbers, booleans, comma-separated lists or strings, and the
 builder they are passed to checks the names.
@@ -19,7 +24,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from tailsam.data import DATASETS, PROFILES, SAMPLERS
 from tailsam.errors import ConfigError
+from tailsam.losses import LOSSES, WEIGHTINGS
+from tailsam.models import HEADS, MODELS, TIMM_PREFIX
+from tailsam.optim import LR_SCHEDULES, RHO_SCHEDULES, SAM_KINDS
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
@@ -180,14 +189,27 @@ def load_config(path) -> Config:
 
 
 def check(config: Config) -> Config:
-    """Range checks a type cannot express; the message names the field and the valid values."""
+    """Names and ranges a type cannot express; the message names the field and the valid values."""
     def need(ok: bool, key: str, rule: str, value: Any) -> None:
         if not ok:
             raise ConfigError(f"{key} must be {rule}, got {value!r}")
 
     d, o, s, t, l, h = config.data, config.optim, config.sam, config.train, config.loss, config.hessian
+
+    def named(value: str, key: str, registry) -> None:
+        need(value in registry, key, f"one of {', '.join(registry.names())}", value)
+
+    named(d.dataset, "data.dataset", DATASETS)
+    named(d.sampler, "data.sampler", SAMPLERS)
+    named(config.model.head, "model.head", HEADS)
+    named(l.name, "loss.name", LOSSES)
+    named(o.lr_schedule, "optim.lr_schedule", LR_SCHEDULES)
+    named(s.rho_schedule, "sam.rho_schedule", RHO_SCHEDULES)
+    model = config.model.name
+    need(model in MODELS or model.startswith(TIMM_PREFIX), "model.name",
+         f"one of {', '.join(MODELS.names())}, or {TIMM_PREFIX}<name> for a timm model", model)
     need(d.ratio >= 1 and math.isfinite(d.ratio), "data.ratio", ">= 1 (1 = balanced)", d.ratio)
-    need(d.profile in ("exp", "step"), "data.profile", "exp or step", d.profile)
+    need(d.profile in PROFILES, "data.profile", " or ".join(PROFILES), d.profile)
     need(d.n_max is None or d.n_max >= 1, "data.n_max", ">= 1", d.n_max)
     need(d.test_per_class is None or d.test_per_class >= 1, "data.test_per_class", ">= 1", d.test_per_class)
     need(d.classes is None or d.classes >= 1, "data.classes", ">= 1", d.classes)
@@ -200,10 +222,10 @@ def check(config: Config) -> Config:
     need(0 <= o.momentum < 1, "optim.momentum", "in [0, 1)", o.momentum)
     need(o.weight_decay >= 0, "optim.weight_decay", ">= 0", o.weight_decay)
     need(o.batch_size >= 1, "optim.batch_size", ">= 1", o.batch_size)
-    need(s.kind in ("none", "sam", "asam"), "sam.kind", "none, sam or asam", s.kind)
+    need(s.kind in SAM_KINDS, "sam.kind", ", ".join(SAM_KINDS), s.kind)
     need(s.rho >= 0 and math.isfinite(s.rho), "sam.rho", ">= 0", s.rho)
     need(s.perturbation in ("global", "local"), "sam.perturbation", "global or local", s.perturbation)
-    need(l.weighting in ("none", "cb", "drw"), "loss.weighting", "none, cb or drw", l.weighting)
+    need(l.weighting in WEIGHTINGS, "loss.weighting", ", ".join(WEIGHTINGS), l.weighting)
     need(l.drw_start >= 0, "loss.drw_start", ">= 0", l.drw_start)
     need(0 <= l.beta < 1, "loss.beta", "in [0, 1)", l.beta)
     need(t.epochs >= 1, "train.epochs", ">= 1", t.epochs)

@@ -3,16 +3,20 @@ in-memory datasets here, image files in data/file_data.py."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from tailsam.config import Config
 from tailsam.data.catalog import MemoryDataset, dataset_info, load_dataset
 from tailsam.data.file_data import build_file_data
 from tailsam.data.loader import DeviceLoader
 from tailsam.data.longtail import select_longtail
 from tailsam.data.run_data import RunData
 from tailsam.errors import DataError
+
+if TYPE_CHECKING:   # config imports the registries of this package: no import back at run time
+    from tailsam.config import Config
 
 
 def build_data(config: Config, device: torch.device, *, rank: int = 0, world_size: int = 1) -> RunData:

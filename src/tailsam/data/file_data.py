@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from tailsam.config import Config
 from tailsam.data.catalog import default_data_root
 from tailsam.data.file_catalog import read_file_dataset
 from tailsam.data.file_loader import FileLoader
@@ -29,6 +29,9 @@ from tailsam.data.run_data import RunData
 from tailsam.data.jpeg import IMAGENET_MEAN, IMAGENET_STD, test_transform, train_transform
 from tailsam.errors import ConfigError, DataError
 from tailsam.resources import cpus_per_process
+
+if TYPE_CHECKING:   # config imports the registries of this package: no import back at run time
+    from tailsam.config import Config
 
 SHOW_BAD_FILES = 3   # how many problem files a message names
 

@@ -15,9 +15,9 @@ from tailsam.losses.global_batch import GlobalBatchLoss
 from tailsam.losses.ldam import LDAMLoss
 from tailsam.losses.logit_adjustment import BalancedSoftmaxLoss, LogitAdjustedLoss
 from tailsam.losses.vs import VSLoss
-from tailsam.losses.weights import DRW, class_weights
+from tailsam.losses.weights import DRW, WEIGHTINGS, class_weights
 
 __all__ = [
-    "LOSSES", "build_loss", "class_weights", "DRW", "as_class_counts", "ClassCountLoss", "GlobalBatchLoss",
+    "LOSSES", "WEIGHTINGS", "build_loss", "class_weights", "DRW", "as_class_counts", "ClassCountLoss", "GlobalBatchLoss",
     "CrossEntropyLoss", "FocalLoss", "LDAMLoss", "VSLoss", "LogitAdjustedLoss", "BalancedSoftmaxLoss",
 ]

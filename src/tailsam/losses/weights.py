@@ -8,6 +8,8 @@ from tailsam.errors import ConfigError
 from tailsam.losses.base import ClassCounts, as_class_counts
 
 WEIGHT_KINDS = ("none", "cb")
+# loss.weighting: none, static class-balanced weights, or DRW (class-balanced after `after` epochs).
+WEIGHTINGS = ("none", "cb", "drw")
 
 
 def class_weights(counts: ClassCounts, kind: str = "cb", beta: float = 0.9999) -> torch.Tensor | None:

@@ -7,8 +7,8 @@ registered model; `MODELS` lists them with metadata (params, input_size, paper).
 
 from tailsam.models.build import build_model
 from tailsam.models.heads import HEADS, NormedLinear, build_head
-from tailsam.models.imagenet import BackboneWithHead
+from tailsam.models.imagenet import TIMM_PREFIX, BackboneWithHead
 from tailsam.models.registry import MODELS
 from tailsam.models.resnet_cifar import CifarResNet
 
-__all__ = ["MODELS", "HEADS", "build_model", "build_head", "BackboneWithHead", "CifarResNet", "NormedLinear"]
+__all__ = ["MODELS", "HEADS", "TIMM_PREFIX", "build_model", "build_head", "BackboneWithHead", "CifarResNet", "NormedLinear"]

@@ -1,7 +1,7 @@
 """Optimizers and schedules: SAM/ASAM around any torch optimizer, lr and rho schedules."""
 
 from tailsam.optim.batchnorm import frozen_bn_stats
-from tailsam.optim.sam import SAM
+from tailsam.optim.sam import SAM, SAM_KINDS
 from tailsam.optim.schedules import (
     LR_SCHEDULES,
     RHO_SCHEDULES,
@@ -17,6 +17,7 @@ from tailsam.optim.schedules import (
 )
 
 __all__ = [
+    "SAM_KINDS",
     "LR_SCHEDULES",
     "RHO_SCHEDULES",
     "SAM",

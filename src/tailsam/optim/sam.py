@@ -15,6 +15,9 @@ from torch import Tensor
 
 from tailsam.errors import ConfigError
 
+# sam.kind: plain SGD, SAM, or adaptive SAM (ASAM, Kwon et al. 2021).
+SAM_KINDS = ("none", "sam", "asam")
+
 # Keys SAM adds to every param group; a group may set its own values.
 _SAM_GROUP_KEYS = ("rho", "adaptive", "eta")
 
