@@ -8,7 +8,7 @@
 #     bash benchmarks/cpu_background_runs.sh [DATA_ROOT]        # default ../shared/data
 #     pkill -INT -f "tailsam train cifar10-ldam-drw"             # pause both (e.g. for timings or the tests)
 # A finished run (final.json) is left alone. Then: tailsam hessian runs/bg/RECIPE --classes 0 4 9
-# --max-images 128 --iters 40, and python benchmarks/results.py record runs/bg/RECIPE.
+# --max-images 128 --steps 40, and python benchmarks/results.py record runs/bg/RECIPE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIN=${PIN:-e033e6c}      # the commit the runs started from; changing it mid-run mixes two codes

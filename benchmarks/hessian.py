@@ -4,11 +4,11 @@ Same run, same model, same images. ResNet-32 (linear head, CE) trained briefly o
 CIFAR-10-LT ratio 100 (the real file) or a run directory given with --run;
 classes 0, 4, 9 (head, middle, tail), at most 128 training images each, loss CE.
 - tailsam: `tailsam.hessian.analyze` on the plain images. One Lanczos run of
-  --iters steps per class gives lambda_max, lambda_min, the trace and the density.
+  --steps steps per class gives lambda_max, lambda_min, the trace and the density.
 - reference: the protocol the paper's PyHessian runs followed, written here:
   power iteration (at most 100 products, relative tolerance 1e-3) for lambda_max,
   Hutchinson (at most 100, tolerance 1e-3 on the running mean) for the trace,
-  then --iters Lanczos steps with full reorthogonalisation for the density.
+  then --steps Lanczos steps with full reorthogonalisation for the density.
   Every product is a double backward (forward, gradient with create_graph,
   backward of <gradient, v>) over the class's images drawn through a torch
   DataLoader in batches of 128 with the training augmentation applied per PIL
@@ -25,8 +25,8 @@ power iteration and products on the plain images tailsam analyses (a control,
 timed apart and not counted in the reference's time).
 
     python benchmarks/hessian.py [--root DIR] [--train-steps 200] [--classes 0 4 9] [--max-images 128]
-                                 [--iters 100] [--run RUN_DIR] [--threads N]
-    python benchmarks/hessian.py --train-steps 20 --iters 10 --max-images 32 --classes 0 9   # a quick check
+                                 [--steps 100] [--run RUN_DIR] [--threads N]
+    python benchmarks/hessian.py --train-steps 20 --steps 10 --max-images 32 --classes 0 9   # a quick check
     python benchmarks/hessian.py --scale [--scale-steps 8]    # ResNet-50: memory of the CPU-held basis
 """
 
@@ -333,7 +333,7 @@ def compare(args) -> dict:
     reference_model = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
 
     spectra, tailsam_seconds, tailsam_before, tailsam_peak = measured(lambda: analyze(
-        model, uint8, targets, counts, classes=args.classes, iters=args.iters, max_images=args.max_images,
+        model, uint8, targets, counts, classes=args.classes, steps=args.steps, max_images=args.max_images,
         seed=args.seed, transform=to_inputs))
     per_class, references = [], []
     reference_before = reference_peak = None
@@ -342,7 +342,7 @@ def compare(args) -> dict:
         c = spectrum.class_id
         positions = class_indices(targets, c, max_images=args.max_images, seed=args.seed).numpy()
         result, seconds, before, peak = measured(lambda: reference_protocol(
-            reference_model, images[positions], labels[positions], info, args.iters, args.seed))
+            reference_model, images[positions], labels[positions], info, args.steps, args.seed))
         reference_seconds += seconds
         reference_before = before if reference_before is None else min(reference_before, before)
         reference_peak = peak if reference_peak is None else max(reference_peak, peak)
@@ -385,7 +385,7 @@ def compare(args) -> dict:
     return {
         "benchmark": "hessian", "machine": machine(torch.device("cpu")),
         "model": "resnet32 (linear head), loss CE, eval mode", "train": train_info,
-        "classes": args.classes, "max_images": args.max_images, "iters": args.iters, "seed": args.seed,
+        "classes": args.classes, "max_images": args.max_images, "steps": args.steps, "seed": args.seed,
         "tailsam": {"seconds": round(tailsam_seconds, 1), "hvps": tailsam_hvps,
                     "rss_before_mib": tailsam_before, "peak_rss_mib": tailsam_peak,
                     "seconds_over_hvps_x_own_product": round(overhead, 3),
@@ -432,7 +432,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--classes", type=int, nargs="+", default=[0, 4, 9])
     parser.add_argument("--max-images", type=int, default=128)
-    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--scale", action="store_true", help="the ResNet-50 memory check instead")

@@ -96,11 +96,11 @@ def spectra(result: SweepResult, dataset: str, *, classes: list[int] | None, max
         done = hessian_dir(run.root) / "results.json"
         if done.is_file():
             settings = json.loads(done.read_text())
-            if (settings["iters"], settings["max_images"], settings["loss"]) == (steps, max_images, "run") and (
+            if (settings["steps"], settings["max_images"], settings["loss"]) == (steps, max_images, "run") and (
                     classes is None or [c["class_id"] for c in settings["classes"]] == classes):
                 continue
         started = time.perf_counter()
-        analysis = analyze_checkpoint(run.root, classes=classes, max_images=max_images, iters=steps)
+        analysis = analyze_checkpoint(run.root, classes=classes, max_images=max_images, steps=steps)
         write_spectra(analysis, hessian_dir(run.root))
         echo(f"hessian {run.label}: {time.perf_counter() - started:.0f} s\n{spectra_table(analysis)}")
 
@@ -197,7 +197,7 @@ def markdown(rep: dict) -> str:
                   "|---|---|---|" + "---:|" * len(classes)]
         for method, s in spectra.items():
             cells = " | ".join(f"{c['eigenvalue_ratio']:.3f} ({c['lambda_min']:.3g})" for c in s["classes"])
-            lines.append(f"| {method} | {s['loss_function']} | {s['max_images'] or 'all'}, {s['iters']} | {cells} |")
+            lines.append(f"| {method} | {s['loss_function']} | {s['max_images'] or 'all'}, {s['steps']} | {cells} |")
     gpu_memory = "" if rep["peak_gpu_mib"] is None else f", GPU memory {rep['peak_gpu_mib']:.0f} MiB"
     where = device.get("gpu") or (device.get("cpu") or {}).get("model") or device.get("device") or "this machine"
     lines += ["", (f"Total wall time {rep['wall_s_total']:.0f} s, {rep['parallel']} runs at a time on {where}, "

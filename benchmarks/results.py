@@ -85,7 +85,7 @@ def _spectra(results: dict) -> dict:
     keep = ("class_id", "train_count", "n_images", "loss", "accuracy", "lambda_max", "lambda_min",
             "eigenvalue_ratio", "negative_mass", "trace")
     return {"loss": results.get("loss"), "loss_function": results.get("loss_function"), "split": results["split"],
-            "iters": results["iters"], "max_images": results["max_images"], "epoch": results["epoch"],
+            "steps": results.get("steps", results.get("iters")), "max_images": results["max_images"], "epoch": results["epoch"],
             "classes": [{key: record[key] for key in keep} for record in results["classes"]]}
 
 
@@ -177,7 +177,7 @@ def table(records: list[dict]) -> str:
             per_class = "; ".join(f"{c['class_id']} ({c['train_count']}): {c['eigenvalue_ratio']:.3f}, "
                                   f"{c['lambda_min']:.3g}" for c in s["classes"])
             lines.append(f"| {r['dataset']}-LT r{_ratio_key(r['ratio'])} | {r['recipe']} | {r['seed']} "
-                         f"| {s['loss_function']} | {s['max_images'] or 'all'}, {s['iters']} | {per_class} |")
+                         f"| {s['loss_function']} | {s['max_images'] or 'all'}, {s['steps']} | {per_class} |")
     return "\n".join(lines)
 
 

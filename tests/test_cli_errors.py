@@ -167,7 +167,7 @@ DAMAGED = [
     ("run directory not writable", lambda r: lock_not_writable(unfinished(r)), ["train", "digits-ce", *TINY],
      "cannot write in the run directory"),
     ("eval on an unknown device", lambda r: r, ["eval", "--device", "tpu9"], "unknown device 'tpu9'"),
-    ("hessian with more steps than parameters", lambda r: r, ["hessian", "--iters", "100000", "--out", "{tmp}/h"],
+    ("hessian with more steps than parameters", lambda r: r, ["hessian", "--steps", "100000", "--out", "{tmp}/h"],
      "is more than the model's 75002 parameters"),
     ("hessian results folder not writable", lambda r: r, ["hessian", "--out", "/proc/tailsam-results"],
      "cannot write the results into /proc/tailsam-results"),

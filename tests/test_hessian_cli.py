@@ -32,7 +32,7 @@ from tailsam.train import RunInterrupted, train
 # with the run's own loss, so the logged spectra see the DRW weights switch on.
 TINY = ["train.epochs=4", "train.eval_every=2", "loss.drw_start=2", "optim.lr_args.decay_epochs=2,3",
         "data.ratio=20", "optim.batch_size=128"]
-WITH_HESSIAN = ["hessian.every=2", "hessian.iters=6", "hessian.max_images=16", "hessian.loss=run"]
+WITH_HESSIAN = ["hessian.every=2", "hessian.steps=6", "hessian.max_images=16", "hessian.loss=run"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -64,12 +64,12 @@ def digits_split(run: Path):
 
 def test_results_json_matches_a_direct_class_spectrum_call(run, capsys):
     out = run / "h-json"
-    assert main(["hessian", str(run), "--classes", "9", "0", "--iters", "8", "--max-images", "40",
+    assert main(["hessian", str(run), "--classes", "9", "0", "--steps", "8", "--max-images", "40",
                  "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     results = json.loads((out / "results.json").read_text())
     assert printed["classes"] == results["classes"]
-    assert (results["split"], results["loss"], results["iters"], results["augment"]) == ("train", "run", 8, False)
+    assert (results["split"], results["loss"], results["steps"], results["augment"]) == ("train", "run", 8, False)
     assert results["loss_function"] == "the run's own: ldam, DRW as at the checkpoint's epoch"
     assert results["epoch"] == 4 and results["train_counts"][0] == 120 and results["train_counts"][9] == 6
 
@@ -96,7 +96,7 @@ def test_results_json_matches_a_direct_class_spectrum_call(run, capsys):
 
 def test_table_and_plot_paths_without_json(run, capsys):
     checkpoint = run / "checkpoints" / "last.pt"
-    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--split", "test"]) == 0
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--steps", "3", "--split", "test"]) == 0
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     assert lines[0] == "loss: the run's own: ldam, DRW as at the checkpoint's epoch (test split)"
@@ -108,12 +108,12 @@ def test_table_and_plot_paths_without_json(run, capsys):
         assert (run / "hessian" / name).is_file()
     earlier = (run / "hessian" / "results.json").read_bytes()
     capsys.readouterr()
-    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce"]) == 2
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--steps", "3", "--loss", "ce"]) == 2
     assert "holds an earlier analysis" in capsys.readouterr().err
-    assert main(["hessian", str(checkpoint), "--iters", "3", "--out", str(run / "config.json")]) == 2
+    assert main(["hessian", str(checkpoint), "--steps", "3", "--out", str(run / "config.json")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
     assert (run / "hessian" / "results.json").read_bytes() == earlier   # refused before any work
-    assert main(["hessian", str(checkpoint), "--classes", "4", "--iters", "3", "--loss", "ce", "--json",
+    assert main(["hessian", str(checkpoint), "--classes", "4", "--steps", "3", "--loss", "ce", "--json",
                  "--force"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["loss_function"] == "cross-entropy on the logits (unscaled cosines of the normed head)"
@@ -124,15 +124,15 @@ def test_table_and_plot_paths_without_json(run, capsys):
 
 def test_run_loss_per_class_ignores_the_drw_weights_and_augment_is_seeded(run):
     model, x, y, counts = digits_split(run)
-    ldam = analyze_checkpoint(run, classes=[9], loss="run", iters=3, device="cpu").spectra[0]
+    ldam = analyze_checkpoint(run, classes=[9], loss="run", steps=3, device="cpu").spectra[0]
     with torch.no_grad():
         logits = model.eval()(x[y == 9])
     # The checkpoint trained its last epoch with DRW weights on; on one class's images they cancel.
     unweighted = build_loss("ldam", counts, **get_recipe("digits-ldam-drw").loss.hparams)
     assert ldam.loss == pytest.approx(float(unweighted(logits, y[y == 9])), rel=1e-5)
 
-    plain = analyze_checkpoint(run, classes=[9], iters=3, device="cpu").spectra[0]
-    augmented = [analyze_checkpoint(run, classes=[9], iters=3, augment=True, seed=s, device="cpu").spectra[0]
+    plain = analyze_checkpoint(run, classes=[9], steps=3, device="cpu").spectra[0]
+    augmented = [analyze_checkpoint(run, classes=[9], steps=3, augment=True, seed=s, device="cpu").spectra[0]
                  for s in (1, 1, 2)]
     assert augmented[0].loss == augmented[1].loss and augmented[0].lambda_max == augmented[1].lambda_max
     assert len({plain.loss, augmented[0].loss, augmented[2].loss}) == 3
@@ -201,7 +201,7 @@ MISTAKES = [
     ("unknown class", lambda t, r, c: ["hessian", str(r), "--classes", "0", "10"], "class 10 is not a class"),
     ("negative class", lambda t, r, c: ["hessian", str(r), "--classes", "-1"], "class -1 is not a class"),
     ("no class counts", lambda t, r, c: ["hessian", str(without_class_counts(r, t))], "holds no class counts"),
-    ("one Lanczos step", lambda t, r, c: ["hessian", str(r), "--iters", "1"], "iters must be at least 2"),
+    ("one Lanczos step", lambda t, r, c: ["hessian", str(r), "--steps", "1"], "steps must be at least 2"),
     ("no runs", lambda t, r, c: ["hessian", str(r), "--runs", "0"], "runs must be at least 1"),
     ("no images asked for", lambda t, r, c: ["hessian", str(r), "--max-images", "0"], "max_images must be at least 1"),
     ("class absent from the split", lambda t, r, c: ["hessian", str(c), "--split", "test", "--classes", "3", "9"],
@@ -244,7 +244,7 @@ def test_analyze_checks_every_class_before_any_product():
     x, y = torch.randn(6, 3), torch.tensor([0, 0, 1, 1, 2, 2])
     with pytest.raises(ConfigError, match="class 3 has no images in the given labels"):
         analyze(model, x, y, [5, 4, 3, 2], classes=[0, 3])
-    spectra = analyze(model, x, y, [5, 4, 3, 2], classes=[2, 0, 2], iters=4)
+    spectra = analyze(model, x, y, [5, 4, 3, 2], classes=[2, 0, 2], steps=4)
     assert [s.class_id for s in spectra] == [2, 0]
 
 

@@ -54,3 +54,12 @@ def test_an_old_run_stopped_mid_epoch_is_refused_in_one_line(tmp_path):
     with pytest.raises(UserError, match="middle of an epoch by an older tailsam"):
         train(tiny_config(), tmp_path / "old", verbose=False)
     assert (tmp_path / "old" / "checkpoints" / "last.pt").read_bytes() == kept
+
+
+def test_renamed_config_keys_still_load():
+    from tailsam.config import apply_overrides, config_from_dict
+
+    old = tiny_config().to_dict()
+    old["hessian"]["iters"] = old["hessian"].pop("steps") + 7   # a config.json from before the rename
+    assert config_from_dict(old).hessian.steps == tiny_config().hessian.steps + 7
+    assert apply_overrides(tiny_config(), ["hessian.iters=9"]).hessian.steps == 9

@@ -143,7 +143,7 @@ def _cmd_hessian(args: argparse.Namespace) -> int:
 
     folder = args.out or hessian_dir(args.run)
     check_results_folder(folder, replace=args.force)
-    result = analyze_checkpoint(args.run, classes=args.classes, split=args.split, loss=args.loss, iters=args.iters,
+    result = analyze_checkpoint(args.run, classes=args.classes, split=args.split, loss=args.loss, steps=args.steps,
                                 runs=args.runs, max_images=args.max_images, seed=args.seed, augment=args.augment,
                                 data_root=args.data_root, device=args.device)
     paths = write_spectra(result, folder)
@@ -168,7 +168,8 @@ def _add_hessian_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=int, nargs="+", metavar="C", help="class ids (default: every class)")
     p.add_argument("--split", default="train", choices=("train", "test"),
                    help="the run's long-tailed training images (default) or the test set")
-    p.add_argument("--iters", type=int, default=100, help="Lanczos steps per class, at least 2 (default: %(default)s)")
+    p.add_argument("--steps", "--iters", dest="steps", type=int, default=100,   # --iters: the old name
+                   help="Lanczos steps per class, at least 2 (default: %(default)s)")
     p.add_argument("--runs", type=int, default=1, help="independent Lanczos starts averaged per class (default: 1)")
     p.add_argument("--max-images", type=int, metavar="N", help="at most N images per class, a seeded draw")
     p.add_argument("--loss", default="run", choices=("run", "ce"),

@@ -31,6 +31,8 @@ from tailsam.models import HEADS, MODELS, TIMM_PREFIX
 from tailsam.optim import LR_SCHEDULES, RHO_SCHEDULES, SAM_KINDS
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+# Keys that were renamed: config.json files and overrides that use the old name still work.
+RENAMED = {"hessian.iters": "hessian.steps"}
 
 
 @dataclass
@@ -137,7 +139,7 @@ class HessianConfig:
     every: int = 0                    # analyse every N epochs (a multiple of train.eval_every); 0 = never
     classes: int = 3                  # this many classes, spread from the largest to the smallest
     max_images: int = 64              # at most this many training images per class (the same ones each time)
-    iters: int = 20                   # Lanczos steps per class
+    steps: int = 20                   # Lanczos steps per class
     loss: str = "run"                 # run (the run's own loss) | ce (plain cross-entropy on the logits)
 
 
@@ -165,12 +167,18 @@ def apply_overrides(config: Config, overrides: list[str]) -> Config:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. optim.lr=0.05")
-        _set(config, key.strip(), raw.strip())
+        _set(config, RENAMED.get(key.strip(), key.strip()), raw.strip())
     return check(config)
 
 
 def config_from_dict(data: dict[str, Any], *, where: str = "config") -> Config:
     """Rebuild a Config from `to_dict()` output (e.g. config.json), type-checking every value."""
+    if isinstance(data, dict):
+        data = {section: dict(values) if isinstance(values, dict) else values for section, values in data.items()}
+        for old, new in RENAMED.items():
+            (section, old_key), (_, new_key) = old.split("."), new.split(".")
+            if isinstance(data.get(section), dict) and old_key in data[section]:
+                data[section].setdefault(new_key, data[section].pop(old_key))
     return check(_build(Config, data, where))
 
 
@@ -243,7 +251,7 @@ def check(config: Config) -> Config:
          "metrics line", h.every)
     need(h.classes >= 1, "hessian.classes", ">= 1", h.classes)
     need(h.max_images >= 1, "hessian.max_images", ">= 1", h.max_images)
-    need(h.iters >= 2, "hessian.iters", ">= 2", h.iters)
+    need(h.steps >= 2, "hessian.steps", ">= 2", h.steps)
     need(h.loss in ("ce", "run"), "hessian.loss", "ce or run", h.loss)
     return config
 

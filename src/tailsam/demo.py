@@ -20,7 +20,7 @@ DEMO_RUNS = {"LDAM+DRW": "digits-ldam-drw", "LDAM+DRW+SAM": "digits-ldam-drw-sam
 # A quick look that keeps the demo short (~5 s for both runs): with 20 Lanczos steps on these
 # 75K-parameter models lambda_max equals the 100-step value and lambda_min is within 1.5% of it;
 # `tailsam hessian RUN` runs the full 100 steps on every image.
-HESSIAN_ITERS = 20
+HESSIAN_STEPS = 20
 HESSIAN_MAX_IMAGES = 32
 COMPARISON_PLOT = "hessian_ratio_vs_count.png"
 
@@ -38,7 +38,7 @@ def run_demo(out: str | Path = "tailsam-demo", *, verbose: bool = True) -> str:
     for label, recipe in DEMO_RUNS.items():
         if verbose:
             print(f"per-class Hessian of {label}", flush=True)
-        spectra[label] = analyze_checkpoint(out / recipe, iters=HESSIAN_ITERS, max_images=HESSIAN_MAX_IMAGES,
+        spectra[label] = analyze_checkpoint(out / recipe, steps=HESSIAN_STEPS, max_images=HESSIAN_MAX_IMAGES,
                                             device="cpu")
         write_spectra(spectra[label], hessian_dir(out / recipe))
     comparison = plot_ratio_vs_count({label: (s.spectra, s.counts) for label, s in spectra.items()},
@@ -50,7 +50,7 @@ def run_demo(out: str | Path = "tailsam-demo", *, verbose: bool = True) -> str:
             f"final-epoch test accuracy (%):\n\n{format_results(results, class_names=class_names)}\n\n"
             f"Per-class Hessian of each run's own training loss "
             f"({spectra[next(iter(spectra))].settings['loss_function']}; at most {HESSIAN_MAX_IMAGES} training "
-            f"images per class, {HESSIAN_ITERS} Lanczos steps); lambda_min < 0 is a saddle:\n\n"
+            f"images per class, {HESSIAN_STEPS} Lanczos steps); lambda_min < 0 is a saddle:\n\n"
             f"{hessian_table(spectra)}\n\nPlots:\n{plots}\n\nRun directories:\n{runs}")
 
 

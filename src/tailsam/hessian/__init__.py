@@ -11,7 +11,7 @@ or several classes at once, with plots (tailsam.report draws them)::
 
     from tailsam.hessian import analyze
     from tailsam.report import plot_densities, plot_ratio_vs_count
-    spectra = analyze(model, x_train, y_train, train_counts, classes=[0, 4, 9], iters=100)
+    spectra = analyze(model, x_train, y_train, train_counts, classes=[0, 4, 9], steps=100)
     plot_densities(spectra, train_counts, "densities.png")
     plot_ratio_vs_count({"": (spectra, train_counts)}, "ratio.png")
 

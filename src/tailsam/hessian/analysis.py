@@ -1,6 +1,6 @@
 """The per-class driver: Hessian spectra of several classes of one model, and their JSON records.
 
-    spectra = analyze(model, images, labels, counts, classes=[0, 4, 9], iters=100)
+    spectra = analyze(model, images, labels, counts, classes=[0, 4, 9], steps=100)
     [s.eigenvalue_ratio for s in spectra]          # lambda_min / lambda_max, class by class
     records = [spectrum_record(s, counts[s.class_id]) for s in spectra]
 
@@ -23,7 +23,7 @@ from tailsam.hessian.hvp import LossFn
 from tailsam.hessian.per_class import NEGATIVE_TOL, ClassSpectrum, Transform, class_spectrum
 
 # Lanczos needs two steps before its Ritz values bracket anything: with one, lambda_min = lambda_max.
-MIN_ITERS = 2
+MIN_STEPS = 2
 
 
 def spread_classes(counts: Sequence[int], k: int) -> list[int]:
@@ -69,7 +69,7 @@ def analyze(
     *,
     classes: Sequence[int] | None = None,
     loss_fn: LossFn = F.cross_entropy,
-    iters: int = 100,
+    steps: int = 100,
     runs: int = 1,
     max_images: int | None = None,
     seed: int = 0,
@@ -89,7 +89,7 @@ def analyze(
             when `transform` turns a class's images into model inputs.
         counts: training images per class; `len(counts)` is the class count.
         loss_fn: the mean loss; plain cross-entropy by default, as in the paper.
-        iters: Lanczos steps per run (at least 2); one product H @ v each.
+        steps: Lanczos steps per run (at least 2); one product H @ v each.
         runs: independent Lanczos runs per class, averaged in the density.
         max_images: analyse at most this many images per class, drawn
             reproducibly from `seed` (see `class_indices`).
@@ -98,10 +98,10 @@ def analyze(
     The other arguments are those of `class_spectrum`. Every class is checked
     to occur in `targets` before any product is computed.
     """
-    if iters < MIN_ITERS:
+    if steps < MIN_STEPS:
         raise ConfigError(
-            f"iters must be at least {MIN_ITERS} (one Lanczos step cannot separate lambda_min from "
-            f"lambda_max), got {iters}"
+            f"steps must be at least {MIN_STEPS} (one Lanczos step cannot separate lambda_min from "
+            f"lambda_max), got {steps}"
         )
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
@@ -118,7 +118,7 @@ def analyze(
             inputs,
             targets,
             class_id,
-            steps=iters,
+            steps=steps,
             runs=runs,
             seed=seed,
             max_images=max_images,

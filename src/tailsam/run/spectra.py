@@ -59,7 +59,7 @@ class RunSpectra:
     epoch: int                     # epochs completed at the checkpoint
     counts: list[int]              # training images per class
     spectra: list[ClassSpectrum]
-    settings: dict                 # split, loss, augment, iters, runs, max_images, seed, method, device
+    settings: dict                 # split, loss, augment, steps, runs, max_images, seed, method, device
     seconds: float
 
     def to_dict(self) -> dict:
@@ -96,7 +96,7 @@ def hessian_dir(run_or_checkpoint: str | Path) -> Path:
 
 
 def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | None = None, split: str = "train",
-                       loss: str = "run", iters: int = 100, runs: int = 1, max_images: int | None = None,
+                       loss: str = "run", steps: int = 100, runs: int = 1, max_images: int | None = None,
                        seed: int = 0, augment: bool = False, data_root: str | None = None,
                        device: str = "auto") -> RunSpectra:
     """Rebuild the run's model and data from a checkpoint and compute the spectra of `classes` (default: all).
@@ -104,7 +104,7 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
     `split`: "train" (the run's long-tailed training images) or "test".
     `loss`: "ce" or "run" (see the module docstring). `augment`: apply the
     dataset's training augmentation once, drawn from `seed`. `max_images` and
-    `seed` also pick at most that many images per class; `iters` and `runs`
+    `seed` also pick at most that many images per class; `steps` and `runs`
     are Lanczos steps and independent starts.
     """
     if split not in SPLITS:
@@ -121,7 +121,7 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
     if bad:
         raise UserError(f"{path}: {len(bad)} weight tensor(s) hold NaN or inf ({bad[0]}, ...): there is no "
                         "curvature to measure; analyse a checkpoint from before the run diverged")
-    _check_lanczos_memory(model, iters, torch_device)
+    _check_lanczos_memory(model, steps, torch_device)
     epoch = int(state["loader"]["epoch"])
     # Mid-epoch checkpoints (position > 0) trained part of epoch + 1 with that epoch's weights.
     trained_in = epoch + 1 if state["loader"]["position"] > 0 else epoch
@@ -129,13 +129,13 @@ def analyze_checkpoint(run_or_checkpoint: str | Path, *, classes: list[int] | No
     started = time.perf_counter()
     spectra = analyze(
         model, stored_images(loader), loader.labels, counts, classes=classes,
-        loss_fn=_loss(config, loss, counts, torch_device, trained_in), iters=iters, runs=runs,
+        loss_fn=_loss(config, loss, counts, torch_device, trained_in), steps=steps, runs=runs,
         max_images=max_images, seed=seed,
         transform=model_inputs(loader, dataset_info(config.data.dataset).augment if augment else None, seed),
         source=f"the {split} split of {path}",
     )
     settings = {"split": split, "loss": loss, "loss_function": _loss_function(config, loss), "augment": augment,
-                "iters": iters, "runs": runs, "max_images": max_images, "seed": seed, "device": str(torch_device)}
+                "steps": steps, "runs": runs, "max_images": max_images, "seed": seed, "device": str(torch_device)}
     return RunSpectra(path, config.recipe, epoch, counts, spectra, settings, time.perf_counter() - started)
 
 
@@ -150,7 +150,7 @@ def training_spectra(model: nn.Module, criterion: nn.Module, loader: DeviceLoade
     """
     loss_fn = criterion if settings.loss == "run" else F.cross_entropy
     spectra = analyze(model, stored_images(loader), loader.labels, counts,
-                      classes=spread_classes(counts, settings.classes), loss_fn=loss_fn, iters=settings.iters,
+                      classes=spread_classes(counts, settings.classes), loss_fn=loss_fn, steps=settings.steps,
                       max_images=settings.max_images, transform=model_inputs(loader, None, 0),
                       source="the training split")
     return [spectrum_record(s, counts[s.class_id], detail=False) for s in spectra]
@@ -179,15 +179,15 @@ def model_inputs(loader: DeviceLoader, augment: Augment | None, seed: int) -> Tr
     return transform
 
 
-def _check_lanczos_memory(model: nn.Module, iters: int, device: torch.device) -> None:
-    """Refuse, before any work, a Lanczos basis (iters x parameters) that cannot fit or cannot be full rank."""
+def _check_lanczos_memory(model: nn.Module, steps: int, device: torch.device) -> None:
+    """Refuse, before any work, a Lanczos basis (steps x parameters) that cannot fit or cannot be full rank."""
     dim = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if iters > dim:
-        raise UserError(f"--iters {iters} is more than the model's {dim} parameters; use at most {dim}")
-    need, free = iters * dim * 4, available_memory(device)   # float32 basis
+    if steps > dim:
+        raise UserError(f"--steps {steps} is more than the model's {dim} parameters; use at most {dim}")
+    need, free = steps * dim * 4, available_memory(device)   # float32 basis
     if free is not None and need > 0.8 * free:
-        raise UserError(f"{iters} Lanczos steps keep a {iters} x {dim} basis of {need / 2**30:.1f} GiB, more than "
-                        f"the {free / 2**30:.1f} GiB free on {device}; lower --iters")
+        raise UserError(f"{steps} Lanczos steps keep a {steps} x {dim} basis of {need / 2**30:.1f} GiB, more than "
+                        f"the {free / 2**30:.1f} GiB free on {device}; lower --steps")
 
 
 def _loss_function(config: Config, name: str) -> str:
