@@ -24,7 +24,6 @@ from tailsam.errors import DataError
 from tailsam.registry import Registry
 
 
-
 @dataclass(frozen=True)
 class DatasetInfo:
     num_classes: int | None   # None: found in the data

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tailsam.registry import Registry
-
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,37 @@ HEADS.register("normed", logits="cosine in [-1, 1]")(NormedLinear)
 def build_head(name: str, in_features: int, num_classes: int) -> nn.Module:
     """The head registered as `name` ("linear" or "normed"); ConfigError if unknown."""
     return HEADS.build(name, in_features, num_classes)
+
+
+class GLMCOutput(NamedTuple):
+    """What GLMC's heads give in training mode (tailsam.methods.glmc)."""
+
+    logits: torch.Tensor            # fc: the conventional head, trained by the un-weighted loss
+    balanced_logits: torch.Tensor   # fc_cb: the re-balanced head, the only one used at test time
+    projection: torch.Tensor        # z = projection(f)
+    prediction: torch.Tensor        # p = predictor(z), SimSiam-style
+
+
+class GLMCHeads(nn.Module):
+    """GLMC's four linear maps on the pooled feature f (Du et al. 2023): `fc` and `fc_cb` (d -> C, with
+    bias), `projection` (d -> d/2) and `predictor` (d/2 -> d/2), no BatchNorm and no ReLU.
+
+    Training mode returns a GLMCOutput; evaluation mode returns the `fc_cb` logits alone, so that
+    evaluation, checkpoints and the Hessian analysis see the classifier GLMC tests with.
+    """
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes)
+        self.fc_cb = nn.Linear(in_features, num_classes)
+        self.projection = nn.Linear(in_features, in_features // 2)
+        self.predictor = nn.Linear(in_features // 2, in_features // 2)
+
+    def forward(self, x: torch.Tensor) -> GLMCOutput | torch.Tensor:
+        if not self.training:
+            return self.fc_cb(x)
+        z = self.projection(x)
+        return GLMCOutput(self.fc(x), self.fc_cb(x), z, self.predictor(z))
+
+
+HEADS.register("glmc", logits="fc_cb's at evaluation; all four heads' in training (methods/glmc.py)")(GLMCHeads)

@@ -2,7 +2,8 @@
 
 Depth 6n + 2: a 3x3 stem, three stages of n basic blocks with 16, 32 and 64
 channels (the 2nd and 3rd stages halve the resolution), global average pooling
-and a head chosen by name. Shortcuts are "option A": parameter-free
+and a head chosen by name. GLMC's "ResNet-32" is the same network 4x as wide
+(64, 128, 256 channels: `resnet32_w64`, 7.4M parameters). Shortcuts are "option A": parameter-free
 subsampling plus zero-padded channels, which is what makes ResNet-32 0.46M
 parameters. Global average pooling makes any input size work (e.g. 8x8 digits).
 """
@@ -18,7 +19,7 @@ from torch import nn
 from tailsam.models.registry import MODELS
 from tailsam.models.heads import build_head
 
-STAGE_WIDTHS = (16, 32, 64)
+STAGE_MULTIPLIERS = (1, 2, 4)   # stage widths relative to the stem's
 
 
 class ZeroPadShortcut(nn.Module):
@@ -59,24 +60,25 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """ResNet-`depth` (depth = 6n + 2) for small images; `head` is "linear" or "normed".
+    """ResNet-`depth` (depth = 6n + 2) for small images, stem width `base_width`; `head` by name.
 
-    `features(x)` gives the pooled 64-d features, `head` maps them to logits.
+    `features(x)` gives the pooled 4 * base_width features, `head` maps them to logits.
     """
 
-    def __init__(self, depth: int, num_classes: int, head: str = "linear", in_channels: int = 3):
+    def __init__(self, depth: int, num_classes: int, head: str = "linear", in_channels: int = 3,
+                 base_width: int = 16):
         super().__init__()
         if depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1, got {depth}")
         blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, STAGE_WIDTHS[0], 3, stride=1, padding=1, bias=False),
-            nn.BatchNorm2d(STAGE_WIDTHS[0]),
+            nn.Conv2d(in_channels, base_width, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(base_width),
             nn.ReLU(),
         )
         blocks = []
-        width = STAGE_WIDTHS[0]
-        for stage, stage_width in enumerate(STAGE_WIDTHS):
+        width = base_width
+        for stage, stage_width in enumerate(m * base_width for m in STAGE_MULTIPLIERS):
             for i in range(blocks_per_stage):
                 # The first block of every stage but the first halves the resolution.
                 stride = 2 if stage > 0 and i == 0 else 1
@@ -88,9 +90,9 @@ class CifarResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # Kaiming-normal conv and linear weights, as in the LDAM-DRW ResNet-32 that
-        # the paper's numbers come from; BN and biases keep PyTorch's defaults, and
-        # the normed head keeps its own unit-norm init.
+        # Kaiming-normal conv and linear weights (every head's too), as in the LDAM-DRW
+        # ResNet-32 that the paper's numbers come from and in GLMC's wide one; BN and
+        # biases keep PyTorch's defaults, and the normed head keeps its own unit-norm init.
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight)
@@ -118,3 +120,8 @@ for _depth, _params in _PARAMS_10_CLASSES.items():
         # measured faster there, and runs stay reproducible and resume exactly.
         cpu_bf16=True,
     )(partial(CifarResNet, _depth))
+
+MODELS.register(
+    "resnet32_w64", params=7_386_186, input_size=(3, 32, 32),
+    paper="Du et al. 2023, GLMC: their \"ResNet-32\", the CIFAR ResNet-32 with 64/128/256 channels",
+)(partial(CifarResNet, 32, base_width=64))
