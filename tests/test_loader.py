@@ -53,16 +53,37 @@ def test_crops_and_flips_equal_a_per_image_reference(channels_last):
     images, labels = make_split(n=40)
     loader = make_loader(images, labels, augment=Augment(padding=4, flip=True), channels_last=channels_last)
     plan = loader.epoch_plan()
-    assert plan.flip.any() and not plan.flip.all() and len(set(plan.top.tolist())) > 3
+    assert plan.flip.shape == plan.top.shape == (1, len(images))   # one view
+    assert plan.flip.any() and not plan.flip.all() and len(set(plan.top[0].tolist())) > 3
     batches = [x for x, _ in loader]
     out = torch.cat(batches)
     assert out.shape == (40, 3, 8, 8) and out.dtype == torch.float32
     memory = torch.channels_last if channels_last else torch.contiguous_format
     assert all(x.is_contiguous(memory_format=memory) for x in batches)
     for pos, idx in enumerate(plan.order.tolist()):
-        crop = reference_augment(images[idx], int(plan.top[pos]), int(plan.left[pos]), bool(plan.flip[pos]), 4)
+        crop = reference_augment(images[idx], int(plan.top[0, pos]), int(plan.left[0, pos]), bool(plan.flip[0, pos]), 4)
         expected = (crop / 255.0 - np.array(MEAN)) / np.array(STD)
         np.testing.assert_allclose(out[pos].permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_two_views_are_independent_crops_of_the_same_images_and_the_first_is_the_one_view_loader():
+    images, labels = make_split(n=40)
+    one = make_loader(images, labels, augment=Augment(padding=4, flip=True))
+    two = make_loader(images, labels, augment=Augment(padding=4, flip=True), views=2)
+    plan = two.epoch_plan()
+    assert plan.top.shape == (2, 40) and not torch.equal(plan.top[0], plan.top[1])
+    first, second, batch_labels = [], [], []
+    for (view1, view2), y in two:
+        first.append(view1)
+        second.append(view2)
+        batch_labels.append(y)
+    torch.testing.assert_close(torch.cat(first), torch.cat([x for x, _ in one]), rtol=0, atol=0)
+    out = torch.cat(second)
+    for pos, idx in enumerate(plan.order.tolist()):
+        crop = reference_augment(images[idx], int(plan.top[1, pos]), int(plan.left[1, pos]), bool(plan.flip[1, pos]), 4)
+        np.testing.assert_allclose(out[pos].permute(1, 2, 0).numpy(), (crop / 255.0 - np.array(MEAN)) / np.array(STD),
+                                   rtol=0, atol=1e-5)
+    assert torch.equal(torch.cat(batch_labels), torch.as_tensor(labels)[plan.order])
 
 
 def test_without_augmentation_images_are_only_normalised():
@@ -80,7 +101,7 @@ def test_single_channel_images_and_flip_off():
     (x, _), = list(loader)
     assert x.shape == (30, 1, 8, 8) and not plan.flip.any()
     for pos, idx in enumerate(plan.order.tolist()):
-        crop = reference_augment(images[idx], int(plan.top[pos]), int(plan.left[pos]), False, 1)
+        crop = reference_augment(images[idx], int(plan.top[0, pos]), int(plan.left[0, pos]), False, 1)
         np.testing.assert_allclose(x[pos, 0].numpy(), (crop[..., 0] / 255.0 - 0.3) / 0.4, atol=1e-5)
 
 

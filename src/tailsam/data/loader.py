@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from tailsam.data.augment import Augment, draw_crop_flip, gather_crops, pad_images
-from tailsam.data.samplers import SAMPLERS
+from tailsam.data.samplers import SAMPLERS, Sampler
 from tailsam.data.sharded import ShardedLoader
 
 
 @dataclass(frozen=True)
 class EpochPlan:
-    """All random draws of one epoch: the image order and, when augmenting, each position's crop and flip."""
+    """All random draws of one epoch: the image order and, when augmenting, each position's crop and flip
+    ([views, N]: one draw per view)."""
 
     order: torch.Tensor
     top: torch.Tensor | None = None
@@ -39,20 +40,24 @@ class DeviceLoader(ShardedLoader):
     epoch; breaking out and iterating again continues the same epoch. The
     state (epoch, batches consumed, generator state at the epoch's start)
     round-trips through `state_dict`, so a resumed run sees the same batches.
+    With `views` > 1 (augmenting) each batch is ((view 1, ..., view k), labels): k
+    independent crops and flips of the same images, the first drawn as for one view.
     Data-parallel sharding: tailsam.data.sharded.
     """
 
     def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
                  batch_size: int, mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
                  sampler: str = "instance", augment: Augment | None = None, channels_last: bool = False,
-                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1):
+                 drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1, views: int = 1):
         images = torch.as_tensor(images)
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 [N, H, W, C], got {images.dtype} {list(images.shape)}")
         labels = torch.as_tensor(labels, dtype=torch.int64)
         super().__init__(labels, batch_size=batch_size, mean=mean, std=std, device=device, sampler=sampler,
                          channels_last=channels_last, rank=rank, world_size=world_size, drop_last=drop_last)
-        self.augment = augment
+        if views < 1 or (views > 1 and augment is None):
+            raise ValueError(f"views must be 1, or more with augmentation; got {views} (augment={augment})")
+        self.augment, self.views = augment, views
         self.height, self.width = images.shape[1:3]
         # With augmentation the split is stored padded once, so a batch is a single gather.
         padding = augment.padding if augment else 0
@@ -60,13 +65,14 @@ class DeviceLoader(ShardedLoader):
         self.labels = labels.to(self.device)
         self._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
 
-    def resampled(self, sampler: str, *, seed: int) -> DeviceLoader:
-        """A loader over the same images on the device (no copy) drawn by another sampler, from epoch 0.
+    def resampled(self, sampler: str | Sampler, *, seed: int) -> DeviceLoader:
+        """A loader over the same images on the device (no copy) drawn by another sampler (a name, or a
+        sampler object), from epoch 0.
 
         For methods that take two batches per step, e.g. one instance-sampled and one class-balanced.
         """
         other = copy.copy(self)
-        other.sampler = SAMPLERS.build(sampler, self.labels.cpu())
+        other.sampler = SAMPLERS.build(sampler, self.labels.cpu()) if isinstance(sampler, str) else sampler
         other.epoch, other.position = 0, 0
         other._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
         return other
@@ -82,7 +88,8 @@ class DeviceLoader(ShardedLoader):
         if self.augment is None:
             plan = EpochPlan(order)
         else:
-            plan = EpochPlan(order, *draw_crop_flip(len(order), self.augment, generator))
+            draws = [draw_crop_flip(len(order), self.augment, generator) for _ in range(self.views)]
+            plan = EpochPlan(order, *(torch.stack(per_view) for per_view in zip(*draws)))
         return plan, generator.get_state()
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -100,14 +107,15 @@ class DeviceLoader(ShardedLoader):
         self.start_next_epoch()
         self._epoch_start_state = state
 
-    def _batch(self, plan: EpochPlan, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, plan: EpochPlan, batch: int) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
         index = self.piece(plan.order, batch)
         if self.augment is None:
-            images = self.images[index]
-        else:
-            images = gather_crops(self.images, index, self.piece(plan.top, batch), self.piece(plan.left, batch),
-                                  self.piece(plan.flip, batch), self.height, self.width)
-        return self.normalize(images), self.labels[index]
+            return self.normalize(self.images[index]), self.labels[index]
+        views = tuple(self.normalize(gather_crops(self.images, index, self.piece(plan.top[v], batch),
+                                                  self.piece(plan.left[v], batch), self.piece(plan.flip[v], batch),
+                                                  self.height, self.width))
+                      for v in range(self.views))
+        return views[0] if self.views == 1 else views, self.labels[index]
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "generator_state": self._epoch_start_state.clone()}

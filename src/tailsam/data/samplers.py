@@ -6,15 +6,24 @@ Each sampler is built once from the labels and returns, per epoch, N indices
   class-balanced  each draw picks a class uniformly, then an image of it;
   sqrt            classes in proportion to sqrt(n_c), then an image of it;
   sequential      0..N-1 in order (evaluation).
+`ClassPowerSampler(labels, power)` draws classes in proportion to n_c ** power
+(GLMC's re-sampled loader with weights n_y^(-q) is power 1 - q).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import torch
 
 from tailsam.registry import Registry
 
 SAMPLERS = Registry("sampler")
+
+
+class Sampler(Protocol):
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """The indices one epoch visits, in order, drawn with `generator`."""
 
 
 @SAMPLERS.register("sequential")
