@@ -113,3 +113,13 @@ def test_data_command_rejects_ratio_below_one(capsys):
     assert main(["data", "--dataset", "digits", "--ratio", "0.5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ratio must be >= 1" in err
+
+
+def test_glmc_choice_without_replacement_picks_the_ldam_protocol_subset_of_its_seed():
+    labels = np.repeat(np.arange(4), 50)[np.random.RandomState(5).permutation(200)]
+    split = select_longtail(labels, 4, ratio=10, seed=3407)
+    # GLMC's code, by hand: np.random.seed(3407); per class in label order, choice(n_available, n_c, replace=False).
+    rng = np.random.RandomState(3407)
+    glmc = [np.flatnonzero(labels == c)[rng.choice(50, n, replace=False)] for c, n in enumerate(split.counts)]
+    assert split.counts == (50, 23, 10, 5)
+    assert split.indices.tolist() == np.concatenate(glmc).tolist()

@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailsam.data import DATASETS, PROFILES, SAMPLERS
+from tailsam.data import DATASETS, PROFILES, PROTOCOLS, SAMPLERS
 from tailsam.errors import ConfigError
 from tailsam.losses import LOSSES, WEIGHTINGS
 from tailsam.models import HEADS, MODELS, TIMM_PREFIX
@@ -42,6 +42,7 @@ class DataConfig:
     profile: str = "exp"              # long-tail profile: exp | step
     ratio: float = 100.0              # imbalance ratio n_max / n_min (1 = balanced)
     seed: int = 0                     # data seed of the selection protocol
+    protocol: str = "ldam"            # whose normalisation: ldam (the default) | glmc (with seed 3407: GLMC's subset)
     n_max: int | None = None          # images of the largest class (None: the dataset's per-class size)
     test_per_class: int | None = None  # keep at most this many test images per class (smoke runs)
     sampler: str = "instance"         # instance | class-balanced | sqrt
@@ -218,6 +219,7 @@ def check(config: Config) -> Config:
          f"one of {', '.join(MODELS.names())}, or {TIMM_PREFIX}<name> for a timm model", model)
     need(d.ratio >= 1 and math.isfinite(d.ratio), "data.ratio", ">= 1 (1 = balanced)", d.ratio)
     need(d.profile in PROFILES, "data.profile", " or ".join(PROFILES), d.profile)
+    need(d.protocol in PROTOCOLS, "data.protocol", " or ".join(PROTOCOLS), d.protocol)
     need(d.n_max is None or d.n_max >= 1, "data.n_max", ">= 1", d.n_max)
     need(d.test_per_class is None or d.test_per_class >= 1, "data.test_per_class", ">= 1", d.test_per_class)
     need(d.classes is None or d.classes >= 1, "data.classes", ">= 1", d.classes)

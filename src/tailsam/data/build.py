@@ -37,7 +37,8 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
         more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
         raise DataError(f"the {d.dataset} test set has no images of class {absent[0]}{more}; "
                         "every class needs test images")
-    loader_args = dict(mean=info.mean, std=info.std, device=device, channels_last=config.train.channels_last)
+    mean, std = info.stats(d.protocol)
+    loader_args = dict(mean=mean, std=std, device=device, channels_last=config.train.channels_last)
     train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
                          batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,
                          seed=config.train.seed, rank=rank, world_size=world_size, **loader_args)
@@ -48,7 +49,7 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
     test = DeviceLoader(data.x_test[shard], data.y_test[shard], batch_size=config.eval.batch_size,
                         sampler="sequential", **loader_args)
     summary = {
-        "dataset": d.dataset, "profile": d.profile, "ratio": d.ratio, "seed": d.seed,
+        "dataset": d.dataset, "profile": d.profile, "ratio": d.ratio, "seed": d.seed, "protocol": d.protocol,
         "counts": list(split.counts), "n_train": int(len(split.indices)), "n_test": int(len(test_index)),
         "indices_sha256": split.indices_sha256(), "class_names": list(data.class_names),
     }

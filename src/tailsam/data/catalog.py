@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +44,12 @@ class MemoryDataset:
     std: tuple[float, ...]
     augment: Augment
     needs_root: bool = True
+    # Per selection protocol, the (mean, std) its reference code normalises with, where they differ.
+    protocol_stats: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+
+    def stats(self, protocol: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) under selection protocol `protocol`."""
+        return self.protocol_stats.get(protocol, (self.mean, self.std))
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,14 @@ class FolderDataset:
 
 _CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 _CIFAR_STD = (0.2023, 0.1994, 0.2010)
+# GLMC's code normalises CIFAR-10 with the exact training-set statistics (its CIFAR-100 path uses the above).
+_GLMC_CIFAR10 = ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768))
 
 for _spec in (CIFAR10, CIFAR100):
     DATASETS.register(_spec.name, num_classes=_spec.num_classes)(MemoryDataset(
         read=lambda root, download, spec=_spec: load_cifar(spec, root, download=download),
         num_classes=_spec.num_classes, mean=_CIFAR_MEAN, std=_CIFAR_STD, augment=Augment(padding=4, flip=True),
+        protocol_stats={"glmc": _GLMC_CIFAR10} if _spec is CIFAR10 else {},
     ))
 
 # Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the 8x8 analogue of CIFAR's 4.

@@ -7,6 +7,13 @@ RandomState with the data seed, then for each class in label order shuffle that
 class's indices and keep the first n_c. A RandomState seeded with s draws the
 same stream as `np.random.seed(s)`, so this matches the reference code without
 touching numpy's global state.
+
+GLMC's code picks each class's images with `np.random.choice(n_available, n_c,
+replace=False)` from the stream seeded 3407 instead. numpy's choice without
+replacement is `permutation(n_available)[:n_c]`, which draws exactly what the
+shuffle above draws: GLMC's subset is this protocol's with data seed 3407
+(tests/test_longtail.py checks it against choice). Its normalisation differs
+for CIFAR-10: data.protocol=glmc (data/catalog.py).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import numpy as np
 from tailsam.errors import ConfigError, DataError
 
 PROFILES = ("exp", "step")
+# data.protocol: whose data pipeline to follow (the subset's seed convention and the normalisation).
+PROTOCOLS = ("ldam", "glmc")
 
 
 def longtail_counts(n_max: int, num_classes: int, profile: str = "exp", ratio: float = 100.0) -> list[int]:
