@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailsam.data import PairedBatches
 from tailsam.methods import METHODS, Method, MethodParts, SAMUpdate, SGDUpdate, StepOutput, classify
 from tailsam.optim import SAM
 from tailsam.train import RunInterrupted, train
@@ -31,37 +32,6 @@ class LogitQueue(nn.Module):
         slots = (self.pointer + torch.arange(len(rows), device=rows.device)) % len(self.items)
         self.items[slots] = rows.float()
         self.pointer.copy_((self.pointer + len(rows)) % len(self.items))
-
-
-class PairedBatches:
-    """Two loaders in step: an instance-sampled and a class-balanced one, resumed together."""
-
-    def __init__(self, first, second):
-        self.first, self.second = first, second
-
-    @property
-    def epoch(self) -> int:
-        return self.first.epoch
-
-    @property
-    def position(self) -> int:
-        return self.first.position
-
-    def __len__(self) -> int:
-        return len(self.first)
-
-    def __iter__(self):
-        second = iter(self.second)
-        for batch in self.first:
-            yield batch, next(second)
-        next(second, None)   # zip would stop before the second loader closes its epoch
-
-    def state_dict(self) -> dict:
-        return {"first": self.first.state_dict(), "second": self.second.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.first.load_state_dict(state["first"])
-        self.second.load_state_dict(state["second"])
 
 
 class TwoViewsQueue(Method):
@@ -109,7 +79,7 @@ def toy_run(tmp_path_factory) -> Path:
 
 def test_a_method_with_views_samplers_head_and_queue_trains_through_the_loop(toy_run):
     state = torch.load(toy_run / "checkpoints" / "last.pt", weights_only=True)
-    assert set(state["loader"]) == {"first", "second"}
+    assert set(state["loader"]) == {"epoch", "position", "first", "second"}
     assert state["loader"]["first"]["epoch"] == state["loader"]["second"]["epoch"] == 4
     method = state["method"]
     assert set(method) == {"head.weight", "head.bias", "queue.items", "queue.pointer"}

@@ -117,3 +117,17 @@ def test_every_smoke_variant_takes_two_steps_on_a_tiny_backbone(name, smoke_root
     loss, steps = state["epoch_totals"][:2].tolist()
     assert steps == 2 and math.isfinite(loss) and loss > 0
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_glmc_sam_smoke_recipe_runs_end_to_end(smoke_roots, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "cifar10-glmc-sam:smoke", "--data-root", str(smoke_roots["cifar10"]), "--out", str(out),
+                 "--quiet"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["alpha"] for r in records] == pytest.approx([1 - (e / 6) ** 2 for e in range(6)])
+    assert all(math.isfinite(r["train_loss"]) for r in records)
+    data = json.loads((out / "data.json").read_text())
+    assert data["protocol"] == "ldam" and data["counts"] == longtail_counts(300, 10, "exp", 10)
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert {"head.fc_cb.weight", "head.projection.weight"} <= set(state["model"])

@@ -34,15 +34,16 @@ from tailsam.data.filelists import read_file_list
 from tailsam.data.imagefiles import ImageFiles
 from tailsam.data.images import ImageData
 from tailsam.data.loader import DeviceLoader, EpochPlan
+from tailsam.data.paired import PairedBatches
 from tailsam.data.longtail import PROFILES, PROTOCOLS, LongTailSplit, longtail_counts, select_longtail
 from tailsam.data.run_data import RunData
-from tailsam.data.samplers import SAMPLERS
+from tailsam.data.samplers import SAMPLERS, ClassPowerSampler
 from tailsam.data.sharded import ShardedLoader
 
 __all__ = [
     "Augment", "CIFAR10", "CIFAR100", "CifarSpec", "DATASETS", "DATA_ROOT_ENV", "DeviceLoader", "EpochPlan",
     "FileLoader", "FileSplit", "FolderDataset", "ImageData", "ImageFiles", "ListDataset", "LongTailSplit",
-    "MemoryDataset", "PROFILES", "PROTOCOLS", "RunData", "SAMPLERS", "ShardedLoader", "build_data", "dataset_info",
+    "MemoryDataset", "PROFILES", "PairedBatches", "PROTOCOLS", "RunData", "SAMPLERS", "ShardedLoader", "ClassPowerSampler", "build_data", "dataset_info",
     "default_data_root", "describe_split", "load_cifar", "load_dataset", "load_digits", "longtail_counts",
     "memory_datasets", "read_cifar_npz", "read_file_dataset", "read_file_list", "select_longtail",
 ]

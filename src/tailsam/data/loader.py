@@ -55,9 +55,7 @@ class DeviceLoader(ShardedLoader):
         labels = torch.as_tensor(labels, dtype=torch.int64)
         super().__init__(labels, batch_size=batch_size, mean=mean, std=std, device=device, sampler=sampler,
                          channels_last=channels_last, rank=rank, world_size=world_size, drop_last=drop_last)
-        if views < 1 or (views > 1 and augment is None):
-            raise ValueError(f"views must be 1, or more with augmentation; got {views} (augment={augment})")
-        self.augment, self.views = augment, views
+        self.augment, self.views = augment, _checked_views(views, augment)
         self.height, self.width = images.shape[1:3]
         # With augmentation the split is stored padded once, so a batch is a single gather.
         padding = augment.padding if augment else 0
@@ -75,6 +73,12 @@ class DeviceLoader(ShardedLoader):
         other.sampler = SAMPLERS.build(sampler, self.labels.cpu()) if isinstance(sampler, str) else sampler
         other.epoch, other.position = 0, 0
         other._epoch_start_state = torch.Generator().manual_seed(seed).get_state()
+        return other
+
+    def with_views(self, views: int) -> DeviceLoader:
+        """The same loader (images, sampler, state: no copy) handing out `views` augmented views per image."""
+        other = copy.copy(self)
+        other.views = _checked_views(views, self.augment)
         return other
 
     def epoch_plan(self) -> EpochPlan:
@@ -123,3 +127,9 @@ class DeviceLoader(ShardedLoader):
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._epoch_start_state = state["generator_state"].clone()
+
+
+def _checked_views(views: int, augment: Augment | None) -> int:
+    if views < 1 or (views > 1 and augment is None):
+        raise ValueError(f"views must be 1, or more with augmentation; got {views} (augment={augment})")
+    return views

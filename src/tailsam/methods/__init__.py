@@ -7,19 +7,13 @@
         for batch in method.batches:
             loss, logits, labels = method.step(batch)
 
-`plain` (CE, focal, LDAM, VS, LA, Balanced Softmax, each with SGD or SAM) is
-registered here. How the methods of ../shared/METHODS.md fit, each as one new
-file registering one class:
+Registered: `plain` (CE, focal, LDAM, VS, LA, Balanced Softmax, each with SGD
+or SAM) and `glmc` (GLMC and GLMC+SAM: two views of an instance and a
+re-sampled batch, `PairedBatches`, mixing, the four heads of `model.head=glmc`,
+a loss pass that also returns the classification loss SAM's ascent climbs).
+How the others of ../shared/METHODS.md fit, each as one new file registering
+one class:
 
-- GLMC (two views, mixing, two heads): `__init__` builds the re-balanced
-  head (a linear layer) and the projection into `self.extra` and wraps
-  model + extras in one module with `parts.wrap`, so DDP averages all their
-  gradients; `self.batches` zips the instance loader with a class-balanced
-  one (`DeviceLoader.resampled("class-balanced")`), both resumed from its
-  `state_dict`; `step` draws the mix, builds one loss pass returning the sum
-  of the two heads' mixed losses (plus the contrastive term) and the logits
-  of the unmixed view, and hands it to `self.update`: with SAM both heads see
-  the same perturbation.
 - PaCo (momentum encoder and queue): the key encoder and the queue are
   modules in `self.extra` whose buffers carry the queue and its pointer, so
   they resume; `step` computes the keys once, outside the pass (no gradient),
@@ -34,7 +28,7 @@ A step never waits for the host (no `.item()`, no branch on a tensor value),
 so a whole step can be captured in a CUDA graph.
 """
 
-from tailsam.methods import plain  # noqa: F401  (registers the method)
+from tailsam.methods import glmc, plain  # noqa: F401  (registers the methods)
 from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Update
 from tailsam.methods.registry import METHODS
 from tailsam.methods.steps import LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step

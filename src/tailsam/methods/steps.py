@@ -1,7 +1,9 @@
 """The weight updates, written out: `SGDUpdate` (one pass) and `SAMUpdate` (two passes).
 
 An update takes a *loss pass*: a function that runs the forward pass(es) of
-one batch and returns the loss to descend and the logits to score. It calls
+one batch and returns the loss to descend and the logits to score, and
+optionally a third value: the loss SAM's ascent climbs when it is not the
+whole loss (GLMC+SAM leaves its consistency term out of the ascent). It calls
 the pass under autocast, once at w for SGD, at w and at w + e for SAM, so a
 method decides what a pass computes (one view or several, extra heads, keys
 from a queue) and the update decides how the weights move. Both return the
@@ -32,7 +34,8 @@ from tailsam.optim import SAM, frozen_bn_stats
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Autocast = Callable[[], ContextManager]  # a fresh autocast context per forward pass
-LossPass = Callable[[], tuple[torch.Tensor, torch.Tensor]]   # -> (loss to descend, logits to score)
+# -> (loss to descend, logits to score[, loss for SAM's ascent])
+LossPass = Callable[[], tuple[torch.Tensor, ...]]
 
 
 def classify(model: nn.Module, loss_fn: LossFn, images: torch.Tensor, labels: torch.Tensor) -> LossPass:
@@ -53,7 +56,7 @@ class SGDUpdate:
 
     def __call__(self, loss_pass: LossPass) -> tuple[torch.Tensor, torch.Tensor]:
         with self.autocast():
-            loss, logits = loss_pass()
+            loss, logits, *_ = loss_pass()
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
@@ -82,8 +85,9 @@ class SAMUpdate:
         # no_sync must hold over the forward and the backward of the pass it keeps local.
         with self.model.no_sync() if self.local_perturbation else nullcontext():
             with self.autocast():
-                loss, logits = loss_pass()
-            (loss if scaler is None else scaler.scale(loss)).backward()
+                loss, logits, *ascent = loss_pass()
+            climbed = ascent[0] if ascent else loss
+            (climbed if scaler is None else scaler.scale(climbed)).backward()
         # A copy: under CUDA graphs (train.compile=reduce-overhead) the pass at w + e reuses the memory
         # of this pass's outputs.
         logits = logits.detach().clone()
@@ -93,7 +97,7 @@ class SAMUpdate:
         # The batch already moved the BatchNorm statistics once at w; optionally keep the
         # perturbed pass from moving them again (the paper's code lets it).
         with frozen_bn_stats(self.model) if self.freeze_bn else nullcontext(), self.autocast():
-            loss_at_e, _ = loss_pass()
+            loss_at_e = loss_pass()[0]
         (loss_at_e if scaler is None else scaler.scale(loss_at_e)).backward()
         optimizer.second_step(zero_grad=True, scaler=scaler)
         return loss.detach(), logits

@@ -167,6 +167,8 @@ def _refuse_what_processes_cannot_share(config: Config, processes: Processes) ->
     """Settings that a data-parallel run cannot honour, refused before any work."""
     if not processes.distributed:
         return
+    if config.method.name != "plain":   # e.g. GLMC's heads without a gradient in SAM's ascent stall DDP
+        raise UserError(f"method {config.method.name} runs on one process for now; start it without torchrun")
     if config.hessian.every:
         raise UserError("hessian.every is not supported under torchrun; train with hessian.every=0 and run "
                         "`tailsam hessian RUN` on the finished run")
