@@ -96,7 +96,8 @@ def spectra(result: SweepResult, dataset: str, *, classes: list[int] | None, max
         done = hessian_dir(run.root) / "results.json"
         if done.is_file():
             settings = json.loads(done.read_text())
-            if (settings["steps"], settings["max_images"], settings["loss"]) == (steps, max_images, "run") and (
+            done_steps = settings.get("steps", settings.get("iters"))   # "iters" before the rename
+            if (done_steps, settings["max_images"], settings["loss"]) == (steps, max_images, "run") and (
                     classes is None or [c["class_id"] for c in settings["classes"]] == classes):
                 continue
         started = time.perf_counter()

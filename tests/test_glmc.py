@@ -3,6 +3,7 @@ the loss by hand, and SAM's treatment of the heads."""
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import nullcontext
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tailsam.config import apply_overrides
+from tailsam.errors import ConfigError
 from tailsam.data import Augment, ClassPowerSampler, DeviceLoader, RunData
 from tailsam.methods import METHODS, MethodParts, SAMUpdate, SGDUpdate
 from tailsam.methods.glmc import cutmix, label_weights, negative_cosine
@@ -43,7 +45,7 @@ def toy_method(config_overrides=(), seed=0):
                           augment=Augment(padding=1, flip=True), seed=seed)
     data = RunData(loader, loader, COUNTS, 3, {})
     model = Toy()
-    parts = MethodParts(config, model, model, lambda m: m, None, None, None, data, torch.device("cpu"))
+    parts = MethodParts(config, model, model, None, None, None, data, torch.device("cpu"))
     return METHODS.build("glmc", parts), model, config
 
 
@@ -132,7 +134,7 @@ def test_the_loss_equals_a_hand_computation():
     expected = (0.75 * (sce(mix[0], hard) + sce(cut[0], hard)) + 0.25 * (sce(mix[1], soft) + sce(cut[1], soft))
                 + 4.0 * (d(mix[3], cut[2]) + d(cut[3], mix[2])))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
-    np.testing.assert_allclose(logits.detach().numpy(), mix[1], rtol=1e-5)
+    np.testing.assert_allclose(logits.detach().numpy(), mix[0], rtol=1e-5)   # fc: the training accuracy's
 
 
 def one_step(update_kind: str, rho: float = 0.05, seed: int = 0):
@@ -173,3 +175,22 @@ def test_sam_perturbs_what_the_ascent_reaches_and_still_updates_the_projection_h
     assert id(model.body.weight) in moved["ids"]
     for name in ("projection", "predictor"):   # updated with their gradient at w + e
         assert not torch.equal(getattr(head, name).weight, getattr(before.head, name).weight), name
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["loss.weighting=drw"], "own losses, weights and re-sampled loader"),
+    (["data.sampler=class-balanced"], "own losses, weights and re-sampled loader"),
+    (["method.args.mix=1"], "no setting mix"),
+    (["model.head=linear"], "needs model.head=glmc"),
+])
+def test_glmc_refuses_settings_it_would_ignore(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        toy_method(overrides)
+
+
+def test_the_plain_method_refuses_glmc_heads():
+    _, model, config = toy_method()
+    plain = dataclasses.replace(config, method=dataclasses.replace(config.method, name="plain"))
+    method_parts = MethodParts(plain, model, model, None, None, None, toy_method()[0].parts.data, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="train it with method.name=glmc"):
+        METHODS.build("plain", method_parts)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tailsam.data import DATASETS, read_file_list
+from tailsam.data import dataset_info, read_file_list
 
 pytestmark = pytest.mark.realdata
 
@@ -24,7 +24,7 @@ def published(name: str) -> Path:
 
 
 def test_imagenet_lt_test_list_is_1000_classes_of_50():
-    files = read_file_list(published("ImageNet_LT_test.txt"), DATASETS.get("imagenet-lt").info.num_classes)
+    files = read_file_list(published("ImageNet_LT_test.txt"), dataset_info("imagenet-lt").num_classes)
     paths = files.relative_paths()
     assert len(paths) == 50_000 and len(set(paths)) == 50_000
     assert set(np.bincount(files.labels, minlength=1000)) == {50} and files.labels.max() == 999
@@ -32,7 +32,7 @@ def test_imagenet_lt_test_list_is_1000_classes_of_50():
 
 
 def test_inaturalist18_val_list_is_8142_classes_of_3():
-    files = read_file_list(published("iNaturalist18_val.txt"), DATASETS.get("inat2018").info.num_classes)
+    files = read_file_list(published("iNaturalist18_val.txt"), dataset_info("inat2018").num_classes)
     paths = files.relative_paths()
     assert len(paths) == 24_426 and len(set(paths)) == 24_426
     assert set(np.bincount(files.labels, minlength=8142)) == {3}

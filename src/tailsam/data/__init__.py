@@ -41,9 +41,10 @@ from tailsam.data.samplers import SAMPLERS, ClassPowerSampler
 from tailsam.data.sharded import ShardedLoader
 
 __all__ = [
-    "Augment", "CIFAR10", "CIFAR100", "CifarSpec", "DATASETS", "DATA_ROOT_ENV", "DeviceLoader", "EpochPlan",
-    "FileLoader", "FileSplit", "FolderDataset", "ImageData", "ImageFiles", "ListDataset", "LongTailSplit",
-    "MemoryDataset", "PROFILES", "PairedBatches", "PROTOCOLS", "RunData", "SAMPLERS", "ShardedLoader", "ClassPowerSampler", "build_data", "dataset_info",
-    "default_data_root", "describe_split", "load_cifar", "load_dataset", "load_digits", "longtail_counts",
-    "memory_datasets", "read_cifar_npz", "read_file_dataset", "read_file_list", "select_longtail",
+    "Augment", "CIFAR10", "CIFAR100", "CifarSpec", "ClassPowerSampler", "DATASETS", "DATA_ROOT_ENV", "DeviceLoader",
+    "EpochPlan", "FileLoader", "FileSplit", "FolderDataset", "ImageData", "ImageFiles", "ListDataset",
+    "LongTailSplit", "MemoryDataset", "PROFILES", "PROTOCOLS", "PairedBatches", "RunData", "SAMPLERS",
+    "ShardedLoader", "build_data", "dataset_info", "default_data_root", "describe_split", "load_cifar",
+    "load_dataset", "load_digits", "longtail_counts", "memory_datasets", "read_cifar_npz", "read_file_dataset",
+    "read_file_list", "select_longtail",
 ]

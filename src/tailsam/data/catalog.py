@@ -26,10 +26,11 @@ from tailsam.registry import Registry
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    num_classes: int | None   # None: found in the data
-    paper: str = ""
+    paper: str = ""   # where the dataset (or its long-tailed form) comes from
 
 
+# Each entry is a dataset description (MemoryDataset, ListDataset, FolderDataset), not a builder to call:
+# look one up with `dataset_info(name)`; `build_data` builds a run's loaders from it.
 DATASETS = Registry("dataset", DatasetInfo)
 DATA_ROOT_ENV = "TAILSAM_DATA_ROOT"
 
@@ -77,7 +78,7 @@ _CIFAR_STD = (0.2023, 0.1994, 0.2010)
 _GLMC_CIFAR10 = ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768))
 
 for _spec in (CIFAR10, CIFAR100):
-    DATASETS.register(_spec.name, num_classes=_spec.num_classes)(MemoryDataset(
+    DATASETS.register(_spec.name)(MemoryDataset(
         read=lambda root, download, spec=_spec: load_cifar(spec, root, download=download),
         num_classes=_spec.num_classes, mean=_CIFAR_MEAN, std=_CIFAR_STD, augment=Augment(padding=4, flip=True),
         protocol_stats={"glmc": _GLMC_CIFAR10} if _spec is CIFAR10 else {},
@@ -85,17 +86,17 @@ for _spec in (CIFAR10, CIFAR100):
 
 # Digits are not mirror-symmetric, so no flip; a 1-pixel shift is the 8x8 analogue of CIFAR's 4.
 # Mean and std are those of the 1,200 balanced training images.
-DATASETS.register("digits", num_classes=10)(MemoryDataset(
+DATASETS.register("digits")(MemoryDataset(
     read=lambda root, download: load_digits(), num_classes=10, mean=(0.3058,), std=(0.3758,),
     augment=Augment(padding=1, flip=False), needs_root=False,
 ))
-DATASETS.register("imagenet-lt", num_classes=1000, paper="Liu et al. 2019, Large-Scale Long-Tailed Recognition")(
+DATASETS.register("imagenet-lt", paper="Liu et al. 2019, Large-Scale Long-Tailed Recognition")(
     ListDataset(1000, "ImageNet_LT_train.txt", "ImageNet_LT_test.txt"))
-DATASETS.register("inat2018", num_classes=8142, paper="Van Horn et al. 2018, The iNaturalist Species "
+DATASETS.register("inat2018", paper="Van Horn et al. 2018, The iNaturalist Species "
                   "Classification and Detection Dataset")(
     ListDataset(8142, "iNaturalist18_train.txt", "iNaturalist18_val.txt"))
-DATASETS.register("lists", num_classes=None)(ListDataset(None, None, None))
-DATASETS.register("folder", num_classes=None)(FolderDataset())
+DATASETS.register("lists")(ListDataset(None, None, None))
+DATASETS.register("folder")(FolderDataset())
 
 
 def default_data_root() -> Path:

@@ -76,7 +76,8 @@ class DeviceLoader(ShardedLoader):
         return other
 
     def with_views(self, views: int) -> DeviceLoader:
-        """The same loader (images, sampler, state: no copy) handing out `views` augmented views per image."""
+        """A loader over the same images (no copy), with this one's sampler and position, handing out `views`
+        augmented views per image; from here on the two advance separately."""
         other = copy.copy(self)
         other.views = _checked_views(views, self.augment)
         return other

@@ -26,7 +26,7 @@ import numpy as np
 from tailsam.errors import ConfigError, DataError
 
 PROFILES = ("exp", "step")
-# data.protocol: whose data pipeline to follow (the subset's seed convention and the normalisation).
+# data.protocol: whose normalisation to use; with its seed (GLMC: data.seed=3407) also whose subset.
 PROTOCOLS = ("ldam", "glmc")
 
 

@@ -18,6 +18,6 @@ from tailsam.losses.vs import VSLoss
 from tailsam.losses.weights import DRW, WEIGHTINGS, class_weights
 
 __all__ = [
-    "LOSSES", "WEIGHTINGS", "build_loss", "class_weights", "DRW", "as_class_counts", "ClassCountLoss", "GlobalBatchLoss",
-    "CrossEntropyLoss", "FocalLoss", "LDAMLoss", "VSLoss", "LogitAdjustedLoss", "BalancedSoftmaxLoss",
+    "LOSSES", "WEIGHTINGS", "build_loss", "class_weights", "DRW", "as_class_counts", "ClassCountLoss",
+    "GlobalBatchLoss", "CrossEntropyLoss", "FocalLoss", "LDAMLoss", "VSLoss", "LogitAdjustedLoss", "BalancedSoftmaxLoss",
 ]

@@ -81,7 +81,7 @@ class ClassCountLoss(nn.Module, abc.ABC):
         """Per-sample losses times their class weights, and those weights ([N] each; None without weights).
 
         The "mean" reduction is their sum over the weights' sum; a data-parallel
-        run sums both over every process before dividing (train/distributed.py).
+        run sums both over every process before dividing (losses/global_batch.py).
         """
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:
             raise ValueError(

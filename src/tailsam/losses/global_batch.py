@@ -21,7 +21,6 @@ class GlobalBatchLoss(nn.Module):
 
     Returns N * sum_piece(w_i l_i) / sum_global(w_i) on each of the N
     processes; the mean of these over the processes is the global-batch loss.
-    `images` holds the global batch's image count after each call (for logs).
     The one collective is a 2-number all-reduce, queued on the device.
     """
 
@@ -31,7 +30,6 @@ class GlobalBatchLoss(nn.Module):
             raise ValueError(f"a data-parallel loss must reduce by mean, got {criterion.reduction!r}")
         self.criterion = criterion
         self.world_size = world_size
-        self.images: torch.Tensor | None = None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         losses, sample_weight = self.criterion.weighted_losses(logits, target)
@@ -39,5 +37,4 @@ class GlobalBatchLoss(nn.Module):
         weight_sum = count if sample_weight is None else sample_weight.detach().sum()
         totals = torch.stack([weight_sum, count])
         dist.all_reduce(totals)
-        self.images = totals[1]
         return losses.sum() * self.world_size / totals[0]

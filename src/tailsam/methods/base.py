@@ -17,7 +17,7 @@ from tailsam.methods.steps import LossFn, LossPass
 class StepOutput(NamedTuple):
     """One step's result, detached and on the device (reading it would wait for the device)."""
 
-    loss: torch.Tensor     # the loss the step descended, at w: this process's share of the batch's mean
+    loss: torch.Tensor     # the loss at w (data-parallel: this process's value; their mean is the global batch's)
     logits: torch.Tensor   # logits at w of the images whose training accuracy is counted
     labels: torch.Tensor
 
@@ -44,7 +44,6 @@ class MethodParts:
     config: Config
     model: nn.Module              # the network, eager: checkpoints and evaluation read it
     net: nn.Module                # what the passes run: `model`, or DDP around it, or compiled
-    wrap: Callable[[nn.Module], nn.Module]   # what made `net` from `model`, for a method's own trained modules
     criterion: ClassCountLoss     # the run's loss (its class weights follow DRW)
     loss_fn: LossFn               # `criterion`, exact over the global batch when data-parallel
     drw: DRW | None
@@ -62,8 +61,8 @@ class Method:
     - its loss pieces, in `step(batch)`, which builds a loss pass and hands it to
       `self.update` (SGD or SAM, set by the run once the optimizer exists).
     The loop only calls `start_epoch(epoch)` and `step(batch)` and checkpoints
-    `state_dict()` and `batches.state_dict()`. A step must not wait for the host
-    (no `.item()`, no branch on a tensor's value): steps are captured in CUDA graphs.
+    `state_dict()` and `batches.state_dict()`. A step should not wait for the host
+    (no `.item()`, no branch on a tensor's value), so that it can be captured in a CUDA graph.
     """
 
     def __init__(self, parts: MethodParts):

@@ -16,7 +16,8 @@ Per step:
 With SAM, as in the paper's code, the ascent climbs the classification part only; the update uses the
 whole loss at w + e (the projection and predictor, without a gradient at the ascent, are not perturbed).
 The network needs GLMC's heads (model.head=glmc): evaluation then reads fc_cb alone.
-Training accuracy is the balanced head's on x_mix against batch A's labels: a rough signal on mixed images.
+Training accuracy is fc's on x_mix against batch A's labels (a rough signal on mixed images; fc_cb, which
+evaluation reads, takes over only as alpha falls).
 """
 
 from __future__ import annotations
@@ -74,8 +75,13 @@ class GLMC(Method):
         unknown = sorted(set(args) - set(DEFAULT_ARGS))
         if unknown:
             raise ConfigError(f"method glmc has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
-        if parts.config.model.head != "glmc":
-            raise ConfigError(f"method glmc needs model.head=glmc (its four heads), got {parts.config.model.head}")
+        config = parts.config
+        if config.model.head != "glmc":
+            raise ConfigError(f"method glmc needs model.head=glmc (its four heads), got {config.model.head}")
+        if (config.loss.name, config.loss.weighting, config.data.sampler) != ("ce", "none", "instance"):
+            raise ConfigError("method glmc has its own losses, weights and re-sampled loader: keep loss.name=ce, "
+                              "loss.weighting=none, data.sampler=instance and set method.args (resample_q, "
+                              "label_tau, contrast_weight)")
         train = parts.data.train
         if not isinstance(train, DeviceLoader) or train.augment is None:
             raise ConfigError(f"method glmc needs a dataset held in memory with augmentation (CIFAR), got "
@@ -97,7 +103,7 @@ class GLMC(Method):
         ((a1, a2), labels_a), ((b1, b2), labels_b) = batch
         # Host draws from the global generator (checkpointed): no device synchronisation.
         lam = float(torch.rand(()))
-        centre = tuple(torch.randint(0, a2.shape[2], (2,)).tolist())
+        centre = (int(torch.randint(0, a2.shape[2], ())), int(torch.randint(0, a2.shape[3], ())))
         x_mix, x_cut = lam * a1 + (1 - lam) * b1, cutmix(a2, b2, lam, centre)
         one_a, one_b = F.one_hot(labels_a, self.num_classes).float(), F.one_hot(labels_b, self.num_classes).float()
         hard = lam * one_a + (1 - lam) * one_b
@@ -111,7 +117,7 @@ class GLMC(Method):
                                                + soft_cross_entropy(cut.balanced_logits, weighted)))
             consistency = (negative_cosine(mix.prediction, cut.projection)
                            + negative_cosine(cut.prediction, mix.projection))
-            return classification + self.contrast_weight * consistency, mix.balanced_logits, classification
+            return classification + self.contrast_weight * consistency, mix.logits, classification
 
         loss, logits = self.update(loss_pass)
         return StepOutput(loss, logits, labels_a)

@@ -1,6 +1,7 @@
 """Classifier heads, chosen by name, shared by every backbone.
 
-A head maps a pooled feature vector [N, in_features] to logits [N, num_classes].
+A head maps a pooled feature vector [N, in_features] to logits [N, num_classes]
+(GLMC's, in training mode, to the four outputs its method trains: GLMCOutput).
 Backbones build theirs with `build_head`, so a new head (one class, one
 registry line) is available to the CIFAR ResNets and any later backbone alike.
 """
@@ -8,7 +9,6 @@ registry line) is available to the CIFAR ResNets and any later backbone alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import NamedTuple
 
 import torch
@@ -62,7 +62,7 @@ HEADS.register("normed", logits="cosine in [-1, 1]")(NormedLinear)
 
 
 def build_head(name: str, in_features: int, num_classes: int) -> nn.Module:
-    """The head registered as `name` ("linear" or "normed"); ConfigError if unknown."""
+    """The head registered as `name` (linear, normed, glmc); ConfigError if unknown."""
     return HEADS.build(name, in_features, num_classes)
 
 

@@ -122,7 +122,7 @@ def cifar10_ldam_drw() -> Config:
 
 @cifar_recipe(paper_top1={100: 81.9, 10: 89.4, 200: 78.1})
 def cifar10_ldam_drw_sam() -> Config:
-    """CIFAR-10-LT LDAM+DRW+SAM, ResNet-32 (the paper's Table 1: 81.9% at ratio 100, 89.4% at ratio 10, 78.1% at ratio 200).
+    """CIFAR-10-LT LDAM+DRW+SAM, ResNet-32 (the paper's Table 1: 81.9% at ratio 100, 89.4% at 10, 78.1% at 200).
 
         tailsam train cifar10-ldam-drw-sam --out runs/cifar10-ldam-drw-sam
 

@@ -44,20 +44,21 @@ def glmc_recipe(paper_top1: dict[float, float]) -> Callable:
 
 @glmc_recipe(paper_top1={100: 87.55})
 def cifar10_glmc() -> Config:
-    """CIFAR-10-LT ratio 100, GLMC on the reference's CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 87.55%, best epoch
+    """CIFAR-10-LT ratio 100, GLMC, CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 87.55%, best epoch
     of one run, on GLMC's subset).
     The reference gives no ratio-100 command: this uses its ratio-50 settings (METHODS.md 2.2).
 
         tailsam train cifar10-glmc --out runs/cifar10-glmc
 
     Runtime: 200 epochs of ResNet-34, about 2 h on one H100-class GPU (an estimate, not measured); far too long
-    for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
+    for a CPU (half a SAM epoch's time: see benchmarks/method_steps.py). The :smoke variant takes seconds.
     """
-    return glmc('cifar10', ratio=100, sam=False, contrast_weight=4.0)
+    return glmc("cifar10", ratio=100, sam=False, contrast_weight=4.0)
+
 
 @glmc_recipe(paper_top1={100: 89.18})
 def cifar10_glmc_sam() -> Config:
-    """CIFAR-10-LT ratio 100, GLMC+SAM on the reference's CIFAR ResNet-34 (the SAM paper: 89.18%, best epoch
+    """CIFAR-10-LT ratio 100, GLMC+SAM, CIFAR ResNet-34 (the SAM paper: 89.18%, best epoch
     of one run, on GLMC's subset).
     The reference gives no ratio-100 command: this uses its ratio-50 settings (METHODS.md 2.2).
 
@@ -66,24 +67,26 @@ def cifar10_glmc_sam() -> Config:
     Runtime: 200 epochs of ResNet-34, about 4 h on one H100-class GPU (an estimate, not measured); far too long
     for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
     """
-    return glmc('cifar10', ratio=100, sam=True, contrast_weight=1.0)
+    return glmc("cifar10", ratio=100, sam=True, contrast_weight=1.0)
+
 
 @glmc_recipe(paper_top1={100: 57.63})
 def cifar100_glmc() -> Config:
-    """CIFAR-100-LT ratio 100, GLMC on the reference's CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 57.63%, best epoch
+    """CIFAR-100-LT ratio 100, GLMC, CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 57.63%, best epoch
     of one run, on GLMC's subset).
     The reference gives no ratio-100 command: this uses its ratio-50 settings (METHODS.md 2.2).
 
         tailsam train cifar100-glmc --out runs/cifar100-glmc
 
     Runtime: 200 epochs of ResNet-34, about 2 h on one H100-class GPU (an estimate, not measured); far too long
-    for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
+    for a CPU (half a SAM epoch's time: see benchmarks/method_steps.py). The :smoke variant takes seconds.
     """
-    return glmc('cifar100', ratio=100, sam=False, contrast_weight=4.0)
+    return glmc("cifar100", ratio=100, sam=False, contrast_weight=4.0)
+
 
 @glmc_recipe(paper_top1={100: 59.01})
 def cifar100_glmc_sam() -> Config:
-    """CIFAR-100-LT ratio 100, GLMC+SAM on the reference's CIFAR ResNet-34 (the SAM paper: 59.01%, best epoch
+    """CIFAR-100-LT ratio 100, GLMC+SAM, CIFAR ResNet-34 (the SAM paper: 59.01%, best epoch
     of one run, on GLMC's subset).
     The reference gives no ratio-100 command: this uses its ratio-50 settings (METHODS.md 2.2).
 
@@ -92,23 +95,25 @@ def cifar100_glmc_sam() -> Config:
     Runtime: 200 epochs of ResNet-34, about 4 h on one H100-class GPU (an estimate, not measured); far too long
     for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
     """
-    return glmc('cifar100', ratio=100, sam=True, contrast_weight=4.0)
+    return glmc("cifar100", ratio=100, sam=True, contrast_weight=4.0)
+
 
 @glmc_recipe(paper_top1={50: 89.81})
 def cifar10_glmc_r50() -> Config:
-    """CIFAR-10-LT ratio 50, GLMC on the reference's CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 89.81%, best epoch
+    """CIFAR-10-LT ratio 50, GLMC, CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 89.81%, best epoch
     of one run, on GLMC's subset).
 
         tailsam train cifar10-glmc-r50 --out runs/cifar10-glmc-r50
 
     Runtime: 200 epochs of ResNet-34, about 2 h on one H100-class GPU (an estimate, not measured); far too long
-    for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
+    for a CPU (half a SAM epoch's time: see benchmarks/method_steps.py). The :smoke variant takes seconds.
     """
-    return glmc('cifar10', ratio=50, sam=False, contrast_weight=4.0)
+    return glmc("cifar10", ratio=50, sam=False, contrast_weight=4.0)
+
 
 @glmc_recipe(paper_top1={50: 91.56})
 def cifar10_glmc_sam_r50() -> Config:
-    """CIFAR-10-LT ratio 50, GLMC+SAM on the reference's CIFAR ResNet-34 (the SAM paper: 91.56%, best epoch
+    """CIFAR-10-LT ratio 50, GLMC+SAM, CIFAR ResNet-34 (the SAM paper: 91.56%, best epoch
     of one run, on GLMC's subset).
 
         tailsam train cifar10-glmc-sam-r50 --out runs/cifar10-glmc-sam-r50
@@ -116,23 +121,25 @@ def cifar10_glmc_sam_r50() -> Config:
     Runtime: 200 epochs of ResNet-34, about 4 h on one H100-class GPU (an estimate, not measured); far too long
     for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
     """
-    return glmc('cifar10', ratio=50, sam=True, contrast_weight=1.0)
+    return glmc("cifar10", ratio=50, sam=True, contrast_weight=1.0)
+
 
 @glmc_recipe(paper_top1={50: 62.49})
 def cifar100_glmc_r50() -> Config:
-    """CIFAR-100-LT ratio 50, GLMC on the reference's CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 62.49%, best epoch
+    """CIFAR-100-LT ratio 50, GLMC, CIFAR ResNet-34 (the SAM paper's rerun of GLMC: 62.49%, best epoch
     of one run, on GLMC's subset).
 
         tailsam train cifar100-glmc-r50 --out runs/cifar100-glmc-r50
 
     Runtime: 200 epochs of ResNet-34, about 2 h on one H100-class GPU (an estimate, not measured); far too long
-    for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
+    for a CPU (half a SAM epoch's time: see benchmarks/method_steps.py). The :smoke variant takes seconds.
     """
-    return glmc('cifar100', ratio=50, sam=False, contrast_weight=4.0)
+    return glmc("cifar100", ratio=50, sam=False, contrast_weight=4.0)
+
 
 @glmc_recipe(paper_top1={50: 65.28})
 def cifar100_glmc_sam_r50() -> Config:
-    """CIFAR-100-LT ratio 50, GLMC+SAM on the reference's CIFAR ResNet-34 (the SAM paper: 65.28%, best epoch
+    """CIFAR-100-LT ratio 50, GLMC+SAM, CIFAR ResNet-34 (the SAM paper: 65.28%, best epoch
     of one run, on GLMC's subset).
 
         tailsam train cifar100-glmc-sam-r50 --out runs/cifar100-glmc-sam-r50
@@ -140,4 +147,4 @@ def cifar100_glmc_sam_r50() -> Config:
     Runtime: 200 epochs of ResNet-34, about 4 h on one H100-class GPU (an estimate, not measured); far too long
     for a CPU (an epoch with SAM is about an hour on 2 cores). The :smoke variant takes seconds.
     """
-    return glmc('cifar100', ratio=50, sam=True, contrast_weight=4.0)
+    return glmc("cifar100", ratio=50, sam=True, contrast_weight=4.0)

@@ -113,11 +113,14 @@ def smoke(config: Config) -> Config:
 
 
 def recipe_table() -> str:
-    """One line per recipe: name, what it trains, the paper's top-1 by imbalance ratio."""
-    lines = [f"{'recipe':26s} {'dataset':11s} {'loss':14s} {'sam':13s} paper top-1 (ratio: %)"]
+    """One line per recipe: name, what it trains (the method, or the loss of the plain method), SAM, the
+    paper's top-1 by imbalance ratio."""
+    lines = [f"{'recipe':26s} {'dataset':11s} {'method / loss':14s} {'sam':13s} paper top-1 (ratio: %)"]
     for entry in RECIPES:
         config = entry.builder()
         loss = config.loss.name + ("+drw" if config.loss.weighting == "drw" else "")
+        if config.method.name != "plain":
+            loss = config.method.name
         sam = "-" if config.sam.kind == "none" else f"{config.sam.kind} rho={config.sam.rho:g}"
         if config.sam.kind != "none" and config.sam.rho_schedule != "constant":
             sam = f"{config.sam.kind} {config.sam.rho_schedule}"

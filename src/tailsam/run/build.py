@@ -49,16 +49,12 @@ def build_training(config: Config, processes: Processes) -> Training:
     data = build_data(config, device, rank=processes.rank, world_size=processes.world_size)
     model = build_network(config, len(data.counts), data.in_channels, device)
 
-    def wrap(module: nn.Module) -> nn.Module:   # what the update passes run: DDP, then torch.compile
-        wrapped = processes.wrap(module, sync_bn=config.train.sync_bn)
-        if config.train.compile == "off":
-            return wrapped
-        return torch.compile(wrapped, mode=None if config.train.compile == "default" else config.train.compile)
-
-    net = wrap(model)
+    net = processes.wrap(model, sync_bn=config.train.sync_bn)   # what the update passes run: DDP, compiled
+    if config.train.compile != "off":
+        net = torch.compile(net, mode=None if config.train.compile == "default" else config.train.compile)
     criterion, drw = build_criterion(config, data.counts, device)
     loss_fn = GlobalBatchLoss(criterion, processes.world_size) if processes.distributed else criterion
-    method = METHODS.build(config.method.name, MethodParts(config, model, net, wrap, criterion, loss_fn, drw, data,
+    method = METHODS.build(config.method.name, MethodParts(config, model, net, criterion, loss_fn, drw, data,
                                                            device))
     optimizer = build_optimizer(config, [*model.parameters(), *method.parameters()])
     precision = resolve_precision(config.train.precision, device)

@@ -23,7 +23,8 @@ from tailsam.config import Config
 from tailsam.errors import UserError
 from tailsam.methods import StepOutput
 from tailsam.run.build import Training, build_training
-from tailsam.run.directory import FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint, write_json
+from tailsam.run.directory import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
+                                   write_json)
 from tailsam.run.precision import resolve_auto
 from tailsam.run.processes import Processes
 from tailsam.run.resume import check_same_config, restore_training, trim_metrics, with_precision

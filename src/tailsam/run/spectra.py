@@ -192,16 +192,19 @@ def _check_lanczos_memory(model: nn.Module, steps: int, device: torch.device) ->
 
 def _loss_function(config: Config, name: str) -> str:
     """What loss `name` means for this run, in words, for results.json and the table."""
-    if name == "ce":
-        return "cross-entropy on the logits" + (" (unscaled cosines of the normed head)"
-                                                 if config.model.head == "normed" else "")
+    if name == "ce" or config.method.name != "plain":
+        plain = "cross-entropy on the logits" + (" (unscaled cosines of the normed head)"
+                                                  if config.model.head == "normed" else "")
+        if config.method.name != "plain":   # GLMC's mixed, multi-head loss has no per-image form to analyse
+            return f"{plain} it evaluates with (method {config.method.name}'s own loss is not analysed)"
+        return plain
     weights = {"none": "", "cb": ", class-balanced weights", "drw": ", DRW as at the checkpoint's epoch"}[
         config.loss.weighting]
     return f"the run's own: {config.loss.name}{weights}"
 
 
 def _loss(config: Config, name: str, counts: list[int], device: torch.device, epoch: int) -> LossFn:
-    if name == "ce":
+    if name == "ce" or config.method.name != "plain":
         return F.cross_entropy
     criterion, drw = build_criterion(config, counts, device)
     if drw is not None:

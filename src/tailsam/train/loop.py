@@ -3,8 +3,8 @@
 `train(config, out)` opens the run directory `out` (tailsam.run.session: a
 new run, a resumed one, or a finished one that is left alone), then for each
 epoch sets the schedules, lets the method train on its batches, and at the
-epoch's end evaluates, logs and checkpoints. Which method runs (plain, SAM or
-not, GLMC, PaCo) is the method's business (tailsam.methods); inside an epoch
+epoch's end evaluates, logs and checkpoints. Which method runs (plain or GLMC,
+SAM or not) is the method's business (tailsam.methods); inside an epoch
 nothing waits for the host: losses and accuracy accumulate on the device and
 are read once per epoch, where a non-finite loss stops the run before it can
 overwrite the last good checkpoint.
@@ -69,7 +69,7 @@ def train(config: Config, out, *, verbose: bool = True, on_step: Callable[[int, 
     verbose = verbose and processes.is_main
     with process_group(processes, processes.device), owned(run, processes):
         try:
-            opened = open_session(config, run, processes, say=_say(notes) if verbose else None)
+            opened = open_session(config, run, processes, say=_say(list(notes)) if verbose else None)
             return opened if isinstance(opened, dict) else _train(opened, verbose=verbose, on_step=on_step)
         except RuntimeError as err:
             failure = lost_contact(err, processes, run.checkpoint)
@@ -80,6 +80,7 @@ def train(config: Config, out, *, verbose: bool = True, on_step: Callable[[int, 
 
 def _train(session: Session, *, verbose: bool, on_step: Callable[[int, int], None] | None) -> dict:
     t, processes, epochs = session.training, session.processes, session.config.train.epochs
+    session.started = time.perf_counter()   # the loop's wall time: start-up excluded
     batches = t.method.batches
     progress = EpochProgress(epochs, len(batches), enabled=verbose)
     tensorboard = TensorBoardLog(session.run.root, session.config.train.tensorboard and processes.is_main)
@@ -136,7 +137,8 @@ def _training_loss(session: Session, epoch: int) -> dict:
                                "lower optim.lr or sam.rho"
                                + (", or use train.precision=fp32" if session.training.precision.dtype else ""))
     first = session.first_loss
-    if first and loss > LOSS_GROWTH * first and session.processes.is_main:
+    # Only for a positive first loss (GLMC's consistency term can make a loss negative).
+    if first is not None and first > 0 and loss > LOSS_GROWTH * first and session.processes.is_main:
         warnings.warn(TailsamWarning(
             f"epoch {epoch}: training loss {loss:.4g} is more than {LOSS_GROWTH}x the first step's {first:.4g}: "
             "the run is not learning; lower optim.lr or sam.rho"), stacklevel=2)
@@ -169,8 +171,8 @@ def _end_of_epoch(session: Session, record: dict, tensorboard: TensorBoardLog) -
 
 
 def _say(notes: list[str]) -> Callable[[str], None]:
-    """Print `notes`, then each line the session reports, on stderr."""
+    """Print each line the session reports on stderr; `notes` with the precision line of a run that trains."""
     def say(line: str) -> None:
-        print("\n".join([*notes, line]), file=sys.stderr, flush=True)
+        print("\n".join([*notes, line] if line.startswith("precision") else [line]), file=sys.stderr, flush=True)
 
     return say
