@@ -26,6 +26,7 @@ import json
 import sys
 from pathlib import Path
 
+from tailsam.config import config_from_dict
 from tailsam.errors import ConfigError, UserError
 from tailsam.recipes import RECIPES, get_recipe
 from tailsam.run.directory import atomic_write, write_json
@@ -95,6 +96,7 @@ def _overrides(recipe: str, config: dict) -> dict:
         base = get_recipe(recipe).to_dict()
     except ConfigError:   # a recipe this checkout does not have
         return {}
+    config = config_from_dict(config).to_dict()   # renamed keys (hessian.iters) take today's names
     return {f"{section}.{key}": value for section, values in config.items() if isinstance(values, dict)
             for key, value in values.items() if base.get(section, {}).get(key) != value
             and (section, key) not in (("data", "root"), ("train", "precision"), ("train", "device"))}
