@@ -49,9 +49,12 @@ def test_registry_metadata_matches_built_model(entry):
 def test_every_model_and_head_runs_on_8x8_grey_images(entry, head):
     torch.manual_seed(0)
     model = build_model(entry.name, num_classes=7, head=head, in_channels=1)
-    logits = model(torch.randn(2, 1, 8, 8))
-    assert logits.shape == (2, 7)
-    assert torch.isfinite(logits).all()
+    x = torch.randn(2, 1, 8, 8)
+    out = model(x)   # training mode: GLMC's head gives its four outputs
+    for logits in ([out.logits, out.balanced_logits] if head == "glmc" else [out]):
+        assert logits.shape == (2, 7) and torch.isfinite(logits).all()
+    logits = model.eval()(x)   # evaluation: logits from every head
+    assert logits.shape == (2, 7) and torch.isfinite(logits).all()
 
 
 @pytest.mark.parametrize("head", ["linear", "normed"])
