@@ -17,10 +17,12 @@ from tailsam.config import (
 )
 from tailsam.recipes.registry import recipe
 
-# The :smoke variants: ResNet-8 with GLMC's heads, ratio 10 on ~1,200 images, batch 32, 6 epochs.
+# The :smoke variants: ResNet-8 with GLMC's heads, ratio 10 on ~1,200 images, batch 32, 6 epochs, lr 0.05:
+# at GLMC's 0.01 the CIFAR-100 ones stayed below twice chance on the real data (the evaluated head, fc_cb,
+# only gains weight late: alpha is 0.56 in the 5th of 6 epochs); at 0.05 they pass (tests/test_real_data.py).
 SMOKE_DATA = {"cifar10": ("data.n_max=300", "data.test_per_class=100"),
               "cifar100": ("data.n_max=30", "data.test_per_class=20")}
-SMOKE = ("data.ratio=10", "model.name=resnet8", "optim.batch_size=32", "train.epochs=6")
+SMOKE = ("data.ratio=10", "model.name=resnet8", "optim.batch_size=32", "train.epochs=6", "optim.lr=0.05")
 
 
 def glmc(dataset: str, *, ratio: int, sam: bool, contrast_weight: float) -> Config:
