@@ -41,7 +41,7 @@ def toy_method(config_overrides=(), seed=0):
     config = apply_overrides(get_recipe("cifar10-glmc:smoke"), ["train.epochs=200", *config_overrides])
     labels = np.repeat(np.arange(3), COUNTS)
     images = np.random.RandomState(seed).randint(0, 256, (len(labels), 4, 4, 3)).astype(np.uint8)
-    loader = DeviceLoader(images, labels, batch_size=4, mean=(0.5,) * 3, std=(0.25,) * 3,
+    loader = DeviceLoader(images, labels, batch_size=2, mean=(0.5,) * 3, std=(0.25,) * 3,
                           augment=Augment(padding=1, flip=True), seed=seed)
     data = RunData(loader, loader, COUNTS, 3, {})
     model = Toy()
@@ -90,6 +90,14 @@ def test_no_gradient_through_the_stop_gradient_side():
     assert negative_cosine(z, z).item() == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize("name, classes, params", [
+    ("resnet32_w64", 10, 7_438_164), ("resnet32_w64", 100, 7_484_424),
+    ("resnet34_cifar", 10, 21_484_372), ("resnet34_cifar", 100, 21_576_712),
+])
+def test_glmc_backbones_with_their_four_heads_have_the_reference_parameter_counts(name, classes, params):
+    assert sum(p.numel() for p in build_model(name, classes, head="glmc").parameters()) == params
+
+
 def test_evaluation_reads_fc_cb_alone():
     model = build_model("resnet8", 10, head="glmc").eval()
     x = torch.randn(2, 3, 32, 32)
@@ -100,7 +108,7 @@ def test_evaluation_reads_fc_cb_alone():
     assert out.logits.shape == out.balanced_logits.shape == (2, 10) and out.prediction.shape == (2, 32)
 
 
-def test_the_loss_equals_a_hand_computation():
+def test_the_loss_equals_a_hand_computation():   # a batch of 2 images, 3 classes
     method, model, _ = toy_method()
     method.start_epoch(101)   # alpha 0.75
     method.update = lambda loss_pass: loss_pass()[:2]   # compute, do not step
