@@ -10,33 +10,13 @@ default initialisation, as the reference keeps it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tailsam.models.heads import build_head
 from tailsam.models.registry import MODELS
+from tailsam.models.resnet_cifar import BasicBlock
 
 STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))   # (channels, blocks, stride of the first)
-
-
-class ProjectionBlock(nn.Module):
-    """Two 3x3 conv-BN layers; the shortcut is the identity, or a 1x1 conv-BN where the shape changes."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
 
 
 class CifarResNet34(nn.Module):
@@ -49,7 +29,7 @@ class CifarResNet34(nn.Module):
         blocks, width = [], 64
         for channels, count, stride in STAGES:
             for i in range(count):
-                blocks.append(ProjectionBlock(width, channels, stride if i == 0 else 1))
+                blocks.append(BasicBlock(width, channels, stride if i == 0 else 1, projection=True))
                 width = channels
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = width

@@ -40,9 +40,10 @@ class ZeroPadShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers plus an identity (or option-A) shortcut, ReLU after the sum."""
+    """Two 3x3 conv-BN layers plus a shortcut, ReLU after the sum. Where the shape changes the shortcut is
+    option A (zero-padded subsampling), or with `projection` a 1x1 conv and BatchNorm (ResNet-34's)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, projection: bool = False):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -50,6 +51,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         if stride == 1 and in_channels == out_channels:
             self.shortcut: nn.Module = nn.Identity()
+        elif projection:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
         else:
             self.shortcut = ZeroPadShortcut(stride, out_channels - in_channels)
 
