@@ -200,5 +200,5 @@ def test_the_plain_method_refuses_glmc_heads():
     _, model, config = toy_method()
     plain = dataclasses.replace(config, method=dataclasses.replace(config.method, name="plain"))
     method_parts = MethodParts(plain, model, model, None, None, None, toy_method()[0].parts.data, torch.device("cpu"))
-    with pytest.raises(ConfigError, match="train it with method.name=glmc"):
+    with pytest.raises(ConfigError, match="is for method glmc: train it with method.name=glmc"):
         METHODS.build("plain", method_parts)

@@ -8,17 +8,14 @@
             loss, logits, labels = method.step(batch)
 
 Registered: `plain` (CE, focal, LDAM, VS, LA, Balanced Softmax, each with SGD
-or SAM) and `glmc` (GLMC and GLMC+SAM: two views of an instance and a
-re-sampled batch, `PairedBatches`, mixing, the four heads of `model.head=glmc`,
-a loss pass that also returns the classification loss SAM's ascent climbs).
-How the others of ../shared/METHODS.md fit, each as one new file registering
-one class:
+or SAM); `glmc` (GLMC and GLMC+SAM: two views of an instance and a re-sampled
+batch, `PairedBatches`, mixing, the four heads of `model.head=glmc`, a loss
+pass that also returns the classification loss SAM's ascent climbs); and
+`paco` (PaCo and PaCo+SAM: the key encoder and the queue live in `self.extra`;
+`step` momentum-updates and computes the keys once, before the pass, which
+closes over them, so SAM's two passes use the same keys and queue; the queue
+advances once, after the update). How the others of ../shared/METHODS.md fit:
 
-- PaCo (momentum encoder and queue): the key encoder and the queue are
-  modules in `self.extra` whose buffers carry the queue and its pointer, so
-  they resume; `step` computes the keys once, outside the pass (no gradient),
-  and the pass closes over them, so SAM's two passes use the same keys; the
-  queue and the momentum encoder advance after the update, on the device.
 - ImbSAM and the other grouped-SAM variants (METHODS.md §0.5): the pass
   returns per-group losses (head and tail classes, from per-sample weights);
   the method's update is a grouped SAM that perturbs with the tail group's
@@ -28,7 +25,7 @@ A step never waits for the host (no `.item()`, no branch on a tensor value),
 so a whole step can be captured in a CUDA graph.
 """
 
-from tailsam.methods import glmc, plain  # noqa: F401  (registers the methods)
+from tailsam.methods import glmc, paco, plain  # noqa: F401  (registers the methods)
 from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Update
 from tailsam.methods.registry import METHODS
 from tailsam.methods.steps import LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step

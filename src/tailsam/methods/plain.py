@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tailsam.errors import ConfigError
+from tailsam.models import HEADS
 from tailsam.methods.base import Method, StepOutput
 from tailsam.methods.registry import METHODS
 from tailsam.methods.steps import classify
@@ -15,8 +16,10 @@ class Plain(Method):
 
     def __init__(self, parts):
         super().__init__(parts)
-        if parts.config.model.head == "glmc":   # its training output is four heads' (GLMCOutput), not logits
-            raise ConfigError("model.head=glmc is GLMC's: train it with method.name=glmc")
+        owner = HEADS.get(parts.config.model.head).info.method
+        if owner is not None:   # in training such a head gives its method's outputs, not logits
+            raise ConfigError(f"model.head={parts.config.model.head} is for method {owner}: train it with "
+                              f"method.name={owner}")
 
     def step(self, batch) -> StepOutput:
         images, labels = batch

@@ -1,7 +1,8 @@
 """Classifier heads, chosen by name, shared by every backbone.
 
 A head maps a pooled feature vector [N, in_features] to logits [N, num_classes]
-(GLMC's, in training mode, to the four outputs its method trains: GLMCOutput).
+(GLMC's and PaCo's, in training mode, to the outputs their methods train: GLMCOutput, PaCoOutput).
+A head with a `backbone_init(init)` method chooses which of its layers take the backbone's initialisation.
 Backbones build theirs with `build_head`, so a new head (one class, one
 registry line) is available to the CIFAR ResNets and any later backbone alike.
 """
@@ -20,7 +21,8 @@ from tailsam.registry import Registry
 
 @dataclass(frozen=True)
 class HeadInfo:
-    logits: str   # the range of the logits it gives
+    logits: str               # the range of the logits it gives
+    method: str | None = None  # the method whose outputs it gives in training (None: logits, for any method)
 
 
 HEADS = Registry("head", HeadInfo)
@@ -62,7 +64,7 @@ HEADS.register("normed", logits="cosine in [-1, 1]")(NormedLinear)
 
 
 def build_head(name: str, in_features: int, num_classes: int) -> nn.Module:
-    """The head registered as `name` (linear, normed, glmc); ConfigError if unknown."""
+    """The head registered as `name` (linear, normed, glmc, paco); ConfigError if unknown."""
     return HEADS.build(name, in_features, num_classes)
 
 
@@ -97,4 +99,39 @@ class GLMCHeads(nn.Module):
         return GLMCOutput(self.fc(x), self.fc_cb(x), z, self.predictor(z))
 
 
-HEADS.register("glmc", logits="fc_cb's at evaluation; all four heads' in training (methods/glmc.py)")(GLMCHeads)
+HEADS.register("glmc", logits="fc_cb's at evaluation; all four heads' in training", method="glmc")(GLMCHeads)
+
+
+class PaCoOutput(NamedTuple):
+    """What PaCo's heads give in training mode (tailsam.methods.paco)."""
+
+    logits: torch.Tensor   # the linear classifier on the pooled feature h (PaCo's class-wise centres)
+    query: torch.Tensor    # the normalised projection of h, the contrastive feature
+
+
+class PaCoHeads(nn.Module):
+    """PaCo's heads on the pooled feature h (Cui et al. 2021): `linear` (d -> C, with bias) and the
+    projection MLP (d -> d, BatchNorm, ReLU, d -> d/2) whose output is L2-normalised.
+
+    Training mode returns a PaCoOutput; evaluation mode the classifier's logits alone (no prior term).
+    """
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, num_classes)
+        self.projection = nn.Sequential(nn.Linear(in_features, in_features), nn.BatchNorm1d(in_features), nn.ReLU(),
+                                        nn.Linear(in_features, in_features // 2))
+
+    def backbone_init(self, init) -> None:
+        """The reference's init: the backbone's (Kaiming) for the MLP's last layer, which replaces the
+        backbone's fc; PyTorch's defaults for the classifier and the MLP's first layer."""
+        init(self.projection[-1])
+
+    def forward(self, x: torch.Tensor) -> PaCoOutput | torch.Tensor:
+        if not self.training:
+            return self.linear(x)
+        return PaCoOutput(self.linear(x), F.normalize(self.projection(x), dim=1))
+
+
+HEADS.register("paco", logits="the classifier's at evaluation; with the contrastive query in training",
+               method="paco")(PaCoHeads)

@@ -94,12 +94,19 @@ class CifarResNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # Kaiming-normal conv and linear weights (every head's too), as in the LDAM-DRW
-        # ResNet-32 that the paper's numbers come from and in GLMC's wide one; BN and
+        # Kaiming-normal conv and linear weights (the head's too, unless it chooses), as in the
+        # LDAM-DRW ResNet-32 that the paper's numbers come from and in GLMC's wide one; BN and
         # biases keep PyTorch's defaults, and the normed head keeps its own unit-norm init.
-        for module in self.modules():
+        def kaiming(module: nn.Module) -> None:
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight)
+
+        self.stem.apply(kaiming)
+        self.blocks.apply(kaiming)
+        if hasattr(self.head, "backbone_init"):
+            self.head.backbone_init(kaiming)
+        else:
+            self.head.apply(kaiming)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Globally average-pooled features, shape [N, feature_dim]."""

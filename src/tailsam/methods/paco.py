@@ -1,0 +1,86 @@
+"""PaCo (Cui et al. 2021, Parametric Contrastive Learning) and PaCo+SAM (../shared/METHODS.md sections 3-4).
+
+Per step, in this order (the order is what makes PaCo+SAM right):
+1. momentum-update the key encoder from the model's unperturbed weights (m = method.args.momentum);
+2. compute the keys of the key view without gradient, and take the queue as it is (a snapshot);
+3. the loss pass: the model on the query view gives the class logits and the queries; the PaCo loss
+   (tailsam.losses.paco) over [queries, keys, queue] with the training prior. With SAM the pass runs at w
+   and at w + e with the same keys and the same queue snapshot;
+4. after the update, enqueue this batch's keys once.
+The network needs PaCo's heads (model.head=paco): evaluation reads the linear classifier without the prior.
+The key encoder (a copy of the whole network, classifier included, as in the reference) and the queue live
+in `self.extra` and resume with the run.
+
+Not yet as the reference (issue 16 is open): both views use the dataset's crop and flip, where the
+reference's query view adds AutoAugment and Cutout and its key view is SimCLR-style; and the queue does
+not gather keys across data-parallel processes (non-plain methods run on one process).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from tailsam.data import DeviceLoader
+from tailsam.errors import ConfigError
+from tailsam.losses.paco import paco_loss
+from tailsam.methods.base import Method, MethodParts, StepOutput
+from tailsam.methods.momentum import KeyQueue, momentum_update
+from tailsam.methods.registry import METHODS
+
+DEFAULT_ARGS = {"alpha": 0.01, "beta": 1.0, "gamma": 1.0, "temperature": 0.05, "queue": 1024, "momentum": 0.999}
+
+
+@METHODS.register("paco", paper="Cui et al. 2021, Parametric Contrastive Learning (ICCV); with SAM: "
+                  "Rangwani et al. 2022 (no public code; METHODS.md section 4)")
+class PaCo(Method):
+    """PaCo's step (see the module docstring); method.args: alpha, beta, gamma, temperature, queue, momentum."""
+
+    def __init__(self, parts: MethodParts):
+        super().__init__(parts)
+        config = parts.config
+        args = {**DEFAULT_ARGS, **config.method.args}
+        unknown = sorted(set(args) - set(DEFAULT_ARGS))
+        if unknown:
+            raise ConfigError(f"method paco has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
+        if config.model.head != "paco":
+            raise ConfigError(f"method paco needs model.head=paco (classifier and projection), got {config.model.head}")
+        if (config.loss.name, config.loss.weighting) != ("ce", "none"):
+            raise ConfigError("method paco has its own loss and prior: keep loss.name=ce and loss.weighting=none, "
+                              "and set method.args (alpha, beta, gamma, temperature)")
+        train = parts.data.train
+        if not isinstance(train, DeviceLoader) or train.augment is None:
+            raise ConfigError(f"method paco needs a dataset held in memory with augmentation (CIFAR), got "
+                              f"{config.data.dataset}")
+        self.batches = train.with_views(2)
+        self.args = {key: float(value) for key, value in args.items()}
+        counts = torch.tensor(parts.data.counts, dtype=torch.float64)
+        self.log_prior = torch.log(counts / counts.sum() + 1e-9).float().to(parts.device)
+        key_encoder = copy.deepcopy(parts.model)
+        key_encoder.requires_grad_(False)
+        queue_dim = parts.model.head.projection[-1].out_features
+        self.extra["key_encoder"] = key_encoder
+        self.extra["queue"] = KeyQueue(int(args["queue"]), queue_dim, len(parts.data.counts),
+                                       train.batch_size * train.world_size).to(parts.device)
+
+    def step(self, batch) -> StepOutput:
+        (query_view, key_view), labels = batch
+        key_encoder, queue = self.extra["key_encoder"], self.extra["queue"]
+        momentum_update(key_encoder, self.parts.model, self.args["momentum"])   # from w, before any pass
+        with torch.no_grad():
+            keys = key_encoder(key_view).query
+        queue_keys, queue_labels = queue.keys.clone(), queue.labels.clone()   # the same in SAM's two passes
+        contrast_labels = torch.cat([labels, labels, queue_labels])
+        a = self.args
+
+        def loss_pass():
+            out = self.net(query_view)
+            contrast = torch.cat([out.query, keys.to(out.query.dtype), queue_keys.to(out.query.dtype)])
+            loss = paco_loss(out.logits, out.query, contrast, labels, contrast_labels, self.log_prior,
+                             alpha=a["alpha"], beta=a["beta"], gamma=a["gamma"], temperature=a["temperature"])
+            return loss, out.logits
+
+        loss, logits = self.update(loss_pass)
+        queue.push(keys, labels)
+        return StepOutput(loss, logits, labels)
