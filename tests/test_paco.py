@@ -14,6 +14,7 @@ from torch import nn
 
 from tailsam.config import apply_overrides
 from tailsam.data import Augment, DeviceLoader, RunData
+from tailsam.data.views import cutout, paco_query_view, simclr_key_view
 from tailsam.errors import ConfigError
 from tailsam.losses.paco import paco_loss
 from tailsam.methods import METHODS, MethodParts, SAMUpdate, SGDUpdate
@@ -22,7 +23,7 @@ from tailsam.models import PaCoHeads
 from tailsam.optim import SAM
 from tailsam.recipes import get_recipe
 from tailsam.train import RunInterrupted, train
-from test_train import TINY, assert_same_run, stop_at
+from test_train import assert_same_run, stop_at
 
 
 def test_the_loss_equals_a_hand_computation_with_b2_k4_c3():
@@ -85,7 +86,7 @@ class Toy(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.body = nn.Linear(3 * 4 * 4, 8)
+        self.body = nn.Linear(3 * 8 * 8, 8)
         self.head = PaCoHeads(8, 3)
         self.head.projection[1] = nn.Identity()   # BatchNorm-free, for rho = 0 == SGD exactly
 
@@ -98,7 +99,7 @@ def toy_method(update: str, rho: float = 0.05, overrides=()):
     config = apply_overrides(get_recipe("digits-ce"), ["model.head=paco", "method.name=paco", "method.args.queue=8",
                                                         *overrides])
     labels = np.repeat(np.arange(3), [6, 3, 2])
-    images = np.random.RandomState(0).randint(0, 256, (len(labels), 4, 4, 3)).astype(np.uint8)
+    images = np.random.RandomState(0).randint(0, 256, (len(labels), 8, 8, 3)).astype(np.uint8)
     loader = DeviceLoader(images, labels, batch_size=4, mean=(0.5,) * 3, std=(0.25,) * 3,
                           augment=Augment(padding=1, flip=True))
     model = Toy()
@@ -144,6 +145,30 @@ def test_sam_with_rho_0_is_exactly_a_paco_step():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-7, msg=name)
 
 
+def test_two_images_of_a_batch_get_independent_views_and_a_pass_again_gives_the_same():
+    same = np.repeat(np.random.RandomState(1).randint(0, 256, (1, 32, 32, 3)).astype(np.uint8), 8, axis=0)
+    loader = DeviceLoader(same, np.zeros(8), batch_size=8, mean=(0.5,) * 3, std=(0.25,) * 3, sampler="sequential")
+    views = loader.with_view_transforms(paco_query_view(), simclr_key_view())
+    (query, key), _ = next(iter(views))
+    assert query.shape == key.shape == (8, 3, 32, 32)
+    for view in (query, key):   # eight copies of one image, eight different draws
+        assert len({tuple(v.flatten()[:64].tolist()) for v in view}) == 8
+    assert not torch.equal(query, key)
+    outer = torch.get_rng_state()
+    again = loader.with_view_transforms(paco_query_view(), simclr_key_view())
+    (query_again, key_again), _ = next(iter(again))   # the draws are the plan's, not the global generator's
+    assert torch.equal(query, query_again) and torch.equal(key, key_again)
+    assert torch.equal(torch.get_rng_state(), outer)
+
+
+def test_cutout_blacks_out_one_clipped_square():
+    torch.manual_seed(0)
+    image = torch.full((3, 32, 32), 200, dtype=torch.uint8)
+    holes = [(cutout(16)(image) == 0).all(0) for _ in range(20)]
+    assert all(0 < h.sum() <= 256 and h.any(1).sum() * h.any(0).sum() == h.sum() for h in holes)
+    assert any(h.sum() < 256 for h in holes)   # clipped at a border
+
+
 def test_paco_refuses_settings_it_would_ignore():
     with pytest.raises(ConfigError, match="own loss and prior"):
         toy_method("sgd", overrides=["loss.name=ldam"])
@@ -151,16 +176,23 @@ def test_paco_refuses_settings_it_would_ignore():
         toy_method("sgd", overrides=["method.args.tau=1"])
 
 
-def paco_digits():
-    return apply_overrides(get_recipe("digits-ce"), [*TINY, "model.head=paco", "method.name=paco",
-                                                     "method.args.queue=256"])
+def paco_cifar(root: Path):
+    """PaCo on a small generated CIFAR-10: ResNet-8, 3 epochs of 4 steps (batch 32), a queue of 64."""
+    return apply_overrides(get_recipe("cifar10-ce:smoke"), [
+        f"data.root={root}", "data.ratio=2", "data.n_max=48", "train.epochs=3", "train.eval_every=1",
+        "model.head=paco", "method.name=paco", "method.args.queue=64", "train.tensorboard=false"])
 
 
 def test_paco_trains_through_the_loop_and_resumes_exactly(tmp_path):
-    train(paco_digits(), tmp_path / "whole", verbose=False)
+    rng = np.random.RandomState(0)
+    np.savez(tmp_path / "cifar10.npz", x_train=rng.randint(0, 256, (500, 32, 32, 3), dtype=np.uint8),
+             y_train=np.repeat(np.arange(10), 50), x_test=rng.randint(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+             y_test=np.repeat(np.arange(10), 2))
+    config = paco_cifar(tmp_path)
+    train(config, tmp_path / "whole", verbose=False)
     with pytest.raises(RunInterrupted):
-        train(paco_digits(), tmp_path / "resumed", verbose=False, on_step=stop_at(3, 1))
-    train(paco_digits(), tmp_path / "resumed", verbose=False)
+        train(config, tmp_path / "resumed", verbose=False, on_step=stop_at(2, 1))
+    train(config, tmp_path / "resumed", verbose=False)
     assert_same_run(tmp_path / "resumed", tmp_path / "whole")
     states = [torch.load(Path(tmp_path / run / "checkpoints" / "last.pt"), weights_only=True)["method"]
               for run in ("whole", "resumed")]

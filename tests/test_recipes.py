@@ -31,11 +31,11 @@ def test_every_recipe_and_its_smoke_variant_are_valid(name):
     counts = longtail_counts(smoke.data.n_max, 100 if smoke.data.dataset == "cifar100" else 10,
                              smoke.data.profile, smoke.data.ratio)
     assert min(counts) >= 1 and sum(counts) < 1300, "a smoke run keeps every class and about a thousand images"
-    kept = ("recipe", "data", "train", "loss", "optim", "model", "sam")   # the rest is the recipe's own
+    kept = ("recipe", "data", "train", "loss", "optim", "model", "sam", "method")   # the rest is the recipe's own
     assert {k: v for k, v in smoke.to_dict().items() if k not in kept} == \
         {k: v for k, v in config.to_dict().items() if k not in kept}
-    assert (smoke.loss.name, smoke.loss.weighting, smoke.model.head, smoke.sam.kind) == (
-        config.loss.name, config.loss.weighting, config.model.head, config.sam.kind)
+    assert (smoke.loss.name, smoke.loss.weighting, smoke.model.head, smoke.sam.kind, smoke.method.name) == (
+        config.loss.name, config.loss.weighting, config.model.head, config.sam.kind, config.method.name)
     if smoke.sam.rho_schedule == "linear":   # CIFAR: rho rises to the recipe's own
         assert smoke.sam.rho_args["max_rho"] == config.sam.rho
 

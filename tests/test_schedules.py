@@ -18,6 +18,7 @@ LR_EXAMPLES = {
     "paper_cifar": {},
     "step": {"base_lr": 0.1, "milestones": (2, 4)},
     "cosine": {"base_lr": 0.2, "epochs": 6, "warmup_epochs": 1, "steps_per_epoch": 3},
+    "paco": {"base_lr": 0.05},
 }
 RHO_EXAMPLES = {
     "constant": {"rho": 0.8},
@@ -50,6 +51,12 @@ def test_rho_schedules_build_by_name(name):
 )
 def test_paper_cifar_lr(epoch, lr):
     assert build_lr_schedule("paper_cifar")(epoch) == pytest.approx(lr, rel=1e-12)
+
+
+@pytest.mark.parametrize("epoch, lr", [(1, 0.005), (10, 0.05), (11, 0.055), (12, 0.05), (321, 0.05), (322, 0.005),
+                                       (361, 0.005), (362, 0.0005), (400, 0.0005)])
+def test_paco_lr_in_1_indexed_epochs(epoch, lr):   # METHODS.md 3.4, converted from its 0-indexed epochs
+    assert build_lr_schedule("paco", base_lr=0.05)(epoch) == pytest.approx(lr, rel=1e-12)
 
 
 def test_paper_cifar_lr_is_set_once_per_epoch():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ class EpochPlan:
     top: torch.Tensor | None = None
     left: torch.Tensor | None = None
     flip: torch.Tensor | None = None
+    seeds: torch.Tensor | None = None   # [views, N], on the CPU: each image's seed for per-image view transforms
 
 
 class DeviceLoader(ShardedLoader):
@@ -42,6 +43,9 @@ class DeviceLoader(ShardedLoader):
     round-trips through `state_dict`, so a resumed run sees the same batches.
     With `views` > 1 (augmenting) each batch is ((view 1, ..., view k), labels): k
     independent crops and flips of the same images, the first drawn as for one view.
+    `with_view_transforms(t1, ..., tk)` gives views made by per-image torchvision
+    transforms on the CPU instead (uint8 CHW in and out), each image's draws seeded
+    from the epoch's generator, so they too are the same after a resume.
     Data-parallel sharding: tailsam.data.sharded.
     """
 
@@ -56,6 +60,8 @@ class DeviceLoader(ShardedLoader):
         super().__init__(labels, batch_size=batch_size, mean=mean, std=std, device=device, sampler=sampler,
                          channels_last=channels_last, rank=rank, world_size=world_size, drop_last=drop_last)
         self.augment, self.views = augment, _checked_views(views, augment)
+        self.view_transforms: tuple[Callable[[torch.Tensor], torch.Tensor], ...] = ()
+        self._cpu_images: torch.Tensor | None = None   # unpadded uint8 NHWC, for per-image view transforms
         self.height, self.width = images.shape[1:3]
         # With augmentation the split is stored padded once, so a batch is a single gather.
         padding = augment.padding if augment else 0
@@ -82,6 +88,16 @@ class DeviceLoader(ShardedLoader):
         other.views = _checked_views(views, self.augment)
         return other
 
+    def with_view_transforms(self, *transforms: Callable[[torch.Tensor], torch.Tensor]) -> DeviceLoader:
+        """A loader over the same images, sampler and position whose batches are ((view 1, ..., view k),
+        labels), view v made by `transforms[v]` image by image (uint8 CHW -> uint8 CHW, e.g. torchvision's
+        v2 transforms) on the CPU; this loader's crop and flip are not applied."""
+        pad = self.augment.padding if self.augment is not None else 0
+        other = copy.copy(self)
+        other.views, other.view_transforms = len(transforms), tuple(transforms)
+        other._cpu_images = self.images[:, pad:pad + self.height, pad:pad + self.width].cpu()
+        return other
+
     def epoch_plan(self) -> EpochPlan:
         """The current epoch's draws (recomputed from the stored generator state; no side effects)."""
         return self._draw_plan()[0]
@@ -90,7 +106,9 @@ class DeviceLoader(ShardedLoader):
         generator = torch.Generator()
         generator.set_state(self._epoch_start_state)
         order = self.sampler.epoch_order(generator)
-        if self.augment is None:
+        if self.view_transforms:
+            plan = EpochPlan(order, seeds=torch.randint(2**62, (self.views, len(order)), generator=generator))
+        elif self.augment is None:
             plan = EpochPlan(order)
         else:
             draws = [draw_crop_flip(len(order), self.augment, generator) for _ in range(self.views)]
@@ -102,7 +120,7 @@ class DeviceLoader(ShardedLoader):
             self._start_epoch_from(self._draw_plan()[1])
         plan, next_state = self._draw_plan()
         on_device = EpochPlan(*(t.to(self.device, non_blocking=True) if t is not None else None
-                                for t in (plan.order, plan.top, plan.left, plan.flip)))
+                                for t in (plan.order, plan.top, plan.left, plan.flip)), seeds=plan.seeds)
         while self.position < len(self):
             self.position += 1
             yield self._batch(on_device, self.position - 1)
@@ -114,6 +132,8 @@ class DeviceLoader(ShardedLoader):
 
     def _batch(self, plan: EpochPlan, batch: int) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
         index = self.piece(plan.order, batch)
+        if self.view_transforms:
+            return self._transformed(index, [self.piece(seeds, batch) for seeds in plan.seeds]), self.labels[index]
         if self.augment is None:
             return self.normalize(self.images[index]), self.labels[index]
         views = tuple(self.normalize(gather_crops(self.images, index, self.piece(plan.top[v], batch),
@@ -121,6 +141,20 @@ class DeviceLoader(ShardedLoader):
                                                   self.height, self.width))
                       for v in range(self.views))
         return views[0] if self.views == 1 else views, self.labels[index]
+
+    def _transformed(self, index: torch.Tensor, seeds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Each view of the images at `index`, image by image, each draw seeded by its own seed."""
+        images = self._cpu_images[index.cpu()].permute(0, 3, 1, 2)   # uint8 NCHW
+        outer = torch.get_rng_state()   # torchvision draws from the global generator: restore it after
+        views = []
+        for transform, view_seeds in zip(self.view_transforms, seeds):
+            made = []
+            for image, seed in zip(images, view_seeds.tolist()):
+                torch.manual_seed(seed)
+                made.append(transform(image))
+            views.append(self.normalize(torch.stack(made).permute(0, 2, 3, 1).to(self.device)))
+        torch.set_rng_state(outer)
+        return tuple(views)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "generator_state": self._epoch_start_state.clone()}

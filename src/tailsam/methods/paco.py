@@ -11,9 +11,9 @@ The network needs PaCo's heads (model.head=paco): evaluation reads the linear cl
 The key encoder (a copy of the whole network, classifier included, as in the reference) and the queue live
 in `self.extra` and resume with the run.
 
-Not yet as the reference (issue 16 is open): both views use the dataset's crop and flip, where the
-reference's query view adds AutoAugment and Cutout and its key view is SimCLR-style; and the queue does
-not gather keys across data-parallel processes (non-plain methods run on one process).
+The views are the reference's (tailsam.data.views: AutoAugment and Cutout for the query, SimCLR-style for
+the key), made image by image on the CPU. Not yet as the reference (issue 16 is open): the queue does not
+gather keys across data-parallel processes (non-plain methods run on one process).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import copy
 import torch
 
 from tailsam.data import DeviceLoader
+from tailsam.data.views import paco_query_view, simclr_key_view
 from tailsam.errors import ConfigError
 from tailsam.losses.paco import paco_loss
 from tailsam.methods.base import Method, MethodParts, StepOutput
@@ -50,10 +51,10 @@ class PaCo(Method):
             raise ConfigError("method paco has its own loss and prior: keep loss.name=ce and loss.weighting=none, "
                               "and set method.args (alpha, beta, gamma, temperature)")
         train = parts.data.train
-        if not isinstance(train, DeviceLoader) or train.augment is None:
-            raise ConfigError(f"method paco needs a dataset held in memory with augmentation (CIFAR), got "
-                              f"{config.data.dataset}")
-        self.batches = train.with_views(2)
+        if not isinstance(train, DeviceLoader) or train.images.shape[-1] != 3:
+            raise ConfigError(f"method paco needs colour images held in memory (CIFAR), got {config.data.dataset}")
+        self.batches = train.with_view_transforms(paco_query_view(train.height), simclr_key_view(train.height))
+        self.batches.drop_last = True   # as the reference: the queue takes whole batches
         self.args = {key: float(value) for key, value in args.items()}
         counts = torch.tensor(parts.data.counts, dtype=torch.float64)
         self.log_prior = torch.log(counts / counts.sum() + 1e-9).float().to(parts.device)

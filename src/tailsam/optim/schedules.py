@@ -68,6 +68,30 @@ class StepDecayLR:
 
 
 @dataclass(frozen=True)
+class RampStepLR:
+    """PaCo's CIFAR schedule: ``base_lr * epoch / ramp_epochs`` for ``epoch <= ramp_epochs + 1`` (the
+    reference's ramp runs one epoch past the base: 1.1 x at epoch 11 of a 10-epoch ramp), then
+    ``base_lr * gamma ** k`` after k milestones (passed when ``epoch > m``)."""
+
+    base_lr: float
+    ramp_epochs: int = 10
+    milestones: tuple[int, ...] = (321, 361)
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        _require_positive("base_lr", self.base_lr)
+        _require_positive("gamma", self.gamma)
+        _require_count("ramp_epochs", self.ramp_epochs, minimum=1)
+        object.__setattr__(self, "milestones", _increasing_epochs("milestones", self.milestones))
+
+    def __call__(self, epoch: int, step: int = 0) -> float:
+        _check_epoch(epoch)
+        if epoch <= self.ramp_epochs + 1:
+            return self.base_lr * epoch / self.ramp_epochs
+        return self.base_lr * self.gamma ** sum(epoch > milestone for milestone in self.milestones)
+
+
+@dataclass(frozen=True)
 class CosineLR:
     """Linear warm-up, then cosine decay from ``base_lr`` to ``min_lr``, per step.
 
@@ -194,6 +218,13 @@ def step_lr(
 ) -> StepDecayLR:
     """``base_lr`` times ``gamma`` after each milestone epoch, with optional linear warm-up."""
     return StepDecayLR(base_lr, milestones=tuple(milestones), gamma=gamma, warmup_epochs=warmup_epochs)
+
+
+@LR_SCHEDULES.register("paco", paper="Cui et al. 2021, PaCo's CIFAR script", epoch_args=("ramp_epochs", "milestones"))
+def paco_lr(base_lr: float, ramp_epochs: int = 10, milestones: tuple[int, ...] = (321, 361),
+            gamma: float = 0.1) -> RampStepLR:
+    """A linear ramp over ``ramp_epochs`` (one epoch past the base, as the reference), then step decays."""
+    return RampStepLR(base_lr, ramp_epochs=ramp_epochs, milestones=tuple(milestones), gamma=gamma)
 
 
 @LR_SCHEDULES.register("cosine", paper="ImageNet-LT and iNaturalist recipes", epoch_args=("epochs", "warmup_epochs"))
