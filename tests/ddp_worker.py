@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from tailsam.models import MODELS
-from tailsam.models.heads import build_head
+from tailsam.models.heads import HEADS, PaCoHeads, build_head
 
 
 class TinyConvNet(nn.Module):
@@ -36,6 +36,16 @@ class TinyConvNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x).mean(dim=(2, 3)))
 
+
+def bn_free_paco_heads(in_features: int, num_classes: int) -> nn.Module:
+    """PaCo's heads without the MLP's BatchNorm, which would normalise each process's piece by itself."""
+    heads = PaCoHeads(in_features, num_classes)
+    heads.projection[1] = nn.Identity()
+    return heads
+
+
+if "paco-bnfree" not in HEADS.names():
+    HEADS.register("paco-bnfree", logits="PaCo's, without BatchNorm (tests)", method="paco")(bn_free_paco_heads)
 
 if "tiny-convnet" not in MODELS.names():
     # Metadata as for every registered model: parameters with 10 classes, the linear head and RGB input.

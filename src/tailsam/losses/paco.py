@@ -19,18 +19,19 @@ import torch
 
 def paco_loss(class_logits: torch.Tensor, queries: torch.Tensor, contrast: torch.Tensor, labels: torch.Tensor,
               contrast_labels: torch.Tensor, log_prior: torch.Tensor, *, alpha: float = 0.01, beta: float = 1.0,
-              gamma: float = 1.0, temperature: float = 0.05) -> torch.Tensor:
+              gamma: float = 1.0, temperature: float = 0.05, first: int = 0) -> torch.Tensor:
     """The mean PaCo loss of the B queries.
 
     class_logits [B, C] (the classifier on the pooled features, without the prior), queries [B, D]
-    (normalised), contrast [M, D] whose first B rows are the queries themselves, labels [B],
-    contrast_labels [M], log_prior [C] = log(pi + 1e-9).
+    (normalised), contrast [M, D] whose rows first .. first + B - 1 are the queries themselves (data-
+    parallel: every process's queries come first, in rank order), labels [B], contrast_labels [M],
+    log_prior [C] = log(pi + 1e-9).
     """
     batch = len(labels)
     s = class_logits.float() + log_prior
     t = queries.float() @ contrast.float().T / temperature                       # [B, M]
     own = torch.zeros_like(t, dtype=torch.bool)
-    own[torch.arange(batch), torch.arange(batch)] = True                           # anchor i is entry i
+    own[torch.arange(batch), first + torch.arange(batch)] = True                   # anchor i is entry first + i
     weighted_t = t + (math.log(gamma) if gamma > 0 else -math.inf)                # gamma inside the partition
     log_z = torch.logsumexp(torch.cat([s, weighted_t.masked_fill(own, -math.inf)], dim=1), dim=1)   # [B]
     positives = (contrast_labels[None, :] == labels[:, None]) & ~own

@@ -12,8 +12,10 @@ The key encoder (a copy of the whole network, classifier included, as in the ref
 in `self.extra` and resume with the run.
 
 The views are the reference's (tailsam.data.views: AutoAugment and Cutout for the query, SimCLR-style for
-the key), made image by image on the CPU. Not yet as the reference (issue 16 is open): the queue does not
-gather keys across data-parallel processes (non-plain methods run on one process).
+the key), made image by image on the CPU. Data-parallel, every process contrasts its queries with the
+queries (gathered with their gradients) and keys of the whole global batch, in rank order, and enqueues the
+global batch's keys, as MoCo gathers them: N processes take the step one process takes with the global
+batch (tests/test_distributed.py, on a BatchNorm-free encoder).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as distributed_nn
 
 from tailsam.data import DeviceLoader
 from tailsam.data.views import paco_query_view, simclr_key_view
@@ -29,12 +33,13 @@ from tailsam.losses.paco import paco_loss
 from tailsam.methods.base import Method, MethodParts, StepOutput
 from tailsam.methods.momentum import KeyQueue, momentum_update
 from tailsam.methods.registry import METHODS
+from tailsam.models import HEADS
 
 DEFAULT_ARGS = {"alpha": 0.01, "beta": 1.0, "gamma": 1.0, "temperature": 0.05, "queue": 1024, "momentum": 0.999}
 
 
 @METHODS.register("paco", paper="Cui et al. 2021, Parametric Contrastive Learning (ICCV); with SAM: "
-                  "Rangwani et al. 2022 (no public code; METHODS.md section 4)")
+                  "Rangwani et al. 2022 (no public code; METHODS.md section 4)", data_parallel=True)
 class PaCo(Method):
     """PaCo's step (see the module docstring); method.args: alpha, beta, gamma, temperature, queue, momentum."""
 
@@ -45,7 +50,7 @@ class PaCo(Method):
         unknown = sorted(set(args) - set(DEFAULT_ARGS))
         if unknown:
             raise ConfigError(f"method paco has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
-        if config.model.head != "paco":
+        if HEADS.get(config.model.head).info.method != "paco":
             raise ConfigError(f"method paco needs model.head=paco (classifier and projection), got {config.model.head}")
         if (config.loss.name, config.loss.weighting) != ("ce", "none"):
             raise ConfigError("method paco has its own loss and prior: keep loss.name=ce and loss.weighting=none, "
@@ -70,18 +75,35 @@ class PaCo(Method):
         key_encoder, queue = self.extra["key_encoder"], self.extra["queue"]
         momentum_update(key_encoder, self.parts.model, self.args["momentum"])   # from w, before any pass
         with torch.no_grad():
-            keys = key_encoder(key_view).query
+            keys = _gathered(key_encoder(key_view).query)             # the global batch's, in rank order
+        all_labels = _gathered(labels)
         queue_keys, queue_labels = queue.keys.clone(), queue.labels.clone()   # the same in SAM's two passes
-        contrast_labels = torch.cat([labels, labels, queue_labels])
+        contrast_labels = torch.cat([all_labels, all_labels, queue_labels])
+        first = dist.get_rank() * len(labels) if _distributed() else 0   # this process's queries among all
         a = self.args
 
         def loss_pass():
             out = self.net(query_view)
-            contrast = torch.cat([out.query, keys.to(out.query.dtype), queue_keys.to(out.query.dtype)])
+            queries = torch.cat(distributed_nn.all_gather(out.query)) if _distributed() else out.query
+            contrast = torch.cat([queries, keys.to(queries.dtype), queue_keys.to(queries.dtype)])
             loss = paco_loss(out.logits, out.query, contrast, labels, contrast_labels, self.log_prior,
-                             alpha=a["alpha"], beta=a["beta"], gamma=a["gamma"], temperature=a["temperature"])
+                             alpha=a["alpha"], beta=a["beta"], gamma=a["gamma"], temperature=a["temperature"],
+                             first=first)
             return loss, out.logits
 
         loss, logits = self.update(loss_pass)
-        queue.push(keys, labels)
+        queue.push(keys, all_labels)
         return StepOutput(loss, logits, labels)
+
+
+def _distributed() -> bool:
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gathered(tensor: torch.Tensor) -> torch.Tensor:
+    """Every process's `tensor` (equal shapes: whole batches), concatenated in rank order; no gradient."""
+    if not _distributed():
+        return tensor
+    pieces = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(pieces, tensor.contiguous())
+    return torch.cat(pieces)

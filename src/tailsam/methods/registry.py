@@ -7,7 +7,8 @@ from tailsam.registry import Registry
 
 @dataclass(frozen=True)
 class MethodInfo:
-    paper: str   # the work the method comes from
+    paper: str                    # the work the method comes from
+    data_parallel: bool = False   # runs under torchrun (tested equal to one process with the global batch)
 
 
 METHODS = Registry("method", MethodInfo)

@@ -21,7 +21,7 @@ import torch
 
 from tailsam.config import Config
 from tailsam.errors import UserError
-from tailsam.methods import StepOutput
+from tailsam.methods import METHODS, StepOutput
 from tailsam.run.build import Training, build_training
 from tailsam.run.directory import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
                                    write_json)
@@ -168,7 +168,7 @@ def _refuse_what_processes_cannot_share(config: Config, processes: Processes) ->
     """Settings that a data-parallel run cannot honour, refused before any work."""
     if not processes.distributed:
         return
-    if config.method.name != "plain":   # e.g. GLMC's heads without a gradient in SAM's ascent stall DDP
+    if not METHODS.get(config.method.name).info.data_parallel:   # e.g. GLMC: heads without an ascent gradient
         raise UserError(f"method {config.method.name} runs on one process for now; start it without torchrun")
     if config.hessian.every:
         raise UserError("hessian.every is not supported under torchrun; train with hessian.every=0 and run "
