@@ -174,6 +174,10 @@ def test_paco_refuses_settings_it_would_ignore():
         toy_method("sgd", overrides=["loss.name=ldam"])
     with pytest.raises(ConfigError, match="no setting tau"):
         toy_method("sgd", overrides=["method.args.tau=1"])
+    with pytest.raises(ConfigError, match="alpha, beta, gamma >= 0"):
+        toy_method("sgd", overrides=["method.args.gamma=-1"])
+    with pytest.raises(ConfigError, match="sam.perturbation=global"):
+        toy_method("sgd", overrides=["sam.kind=sam", "sam.perturbation=local"])
 
 
 def paco_cifar(root: Path):
@@ -197,5 +201,9 @@ def test_paco_trains_through_the_loop_and_resumes_exactly(tmp_path):
     states = [torch.load(Path(tmp_path / run / "checkpoints" / "last.pt"), weights_only=True)["method"]
               for run in ("whole", "resumed")]
     assert {"queue.keys", "queue.labels", "queue.pointer"} <= set(states[0])
+    # The frozen key encoder is not among the optimizer's parameters: the model's alone are.
+    state = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=True)
+    trained = sum(1 for key in state["model"] if "running_" not in key and "num_batches" not in key)
+    assert len(state["optimizer"]["param_groups"][0]["params"]) == trained
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key

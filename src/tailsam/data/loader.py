@@ -45,7 +45,9 @@ class DeviceLoader(ShardedLoader):
     independent crops and flips of the same images, the first drawn as for one view.
     `with_view_transforms(t1, ..., tk)` gives views made by per-image torchvision
     transforms on the CPU instead (uint8 CHW in and out), each image's draws seeded
-    from the epoch's generator, so they too are the same after a resume.
+    from the epoch's generator, so they too are the same after a resume. They run in
+    the training process between steps, without prefetching: on a GPU a small model
+    will wait for them.
     Data-parallel sharding: tailsam.data.sharded.
     """
 
@@ -145,15 +147,16 @@ class DeviceLoader(ShardedLoader):
     def _transformed(self, index: torch.Tensor, seeds: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Each view of the images at `index`, image by image, each draw seeded by its own seed."""
         images = self._cpu_images[index.cpu()].permute(0, 3, 1, 2)   # uint8 NCHW
-        outer = torch.get_rng_state()   # torchvision draws from the global generator: restore it after
+        generator = torch.default_generator   # torchvision draws from the global CPU generator: restore it after
+        outer = generator.get_state()
         views = []
         for transform, view_seeds in zip(self.view_transforms, seeds):
             made = []
             for image, seed in zip(images, view_seeds.tolist()):
-                torch.manual_seed(seed)
+                generator.manual_seed(seed)   # the CPU generator only (torch.manual_seed would reseed CUDA's too)
                 made.append(transform(image))
             views.append(self.normalize(torch.stack(made).permute(0, 2, 3, 1).to(self.device)))
-        torch.set_rng_state(outer)
+        generator.set_state(outer)
         return tuple(views)
 
     def state_dict(self) -> dict:

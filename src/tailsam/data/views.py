@@ -6,9 +6,11 @@ transforms on uint8 CHW tensors, for `DeviceLoader.with_view_transforms`.
   reference cuts before Normalize);
 - key (SimCLR-style): RandomResizedCrop(32, scale 0.2-1), flip, ColorJitter(0.4, 0.4, 0.4, 0.1) with p 0.8,
   grayscale with p 0.2, Gaussian blur with sigma ~ U[0.1, 2] with p 0.5.
-Where they differ from the reference: torchvision's AutoAugment CIFAR-10 table is the paper's, but its
-solarize magnitudes run 255 -> 0 where the reference's run 256 -> 0; and the blur is torchvision's
-9-pixel kernel, the reference PIL's radius-sigma filter.
+Where they differ from the reference (DeepVoltaire's AutoAugment in PIL): torchvision's CIFAR-10 table is
+the paper's, but its solarize magnitudes run 255 -> 0 where the reference's run 256 -> 0, its rotations
+take a random sign (the reference's are always positive), its shears interpolate nearest where the
+reference's are bicubic, and Sharpness, Equalize and AutoContrast are tensor kernels, not PIL's; the blur
+is torchvision's 9-pixel kernel, the reference PIL's radius-sigma filter.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def paco_loss(class_logits: torch.Tensor, queries: torch.Tensor, contrast: torch
     s = class_logits.float() + log_prior
     t = queries.float() @ contrast.float().T / temperature                       # [B, M]
     own = torch.zeros_like(t, dtype=torch.bool)
-    own[torch.arange(batch), first + torch.arange(batch)] = True                   # anchor i is entry first + i
+    rows = torch.arange(batch, device=t.device)
+    own[rows, first + rows] = True                                                 # anchor i is entry first + i
     weighted_t = t + (math.log(gamma) if gamma > 0 else -math.inf)                # gamma inside the partition
     log_z = torch.logsumexp(torch.cat([s, weighted_t.masked_fill(own, -math.inf)], dim=1), dim=1)   # [B]
     positives = (contrast_labels[None, :] == labels[:, None]) & ~own

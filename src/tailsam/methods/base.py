@@ -73,8 +73,9 @@ class Method:
         self.update: Update | None = None
 
     def parameters(self) -> Iterator[nn.Parameter]:
-        """The trained parameters of the method's own modules (the model's are the run's)."""
-        return self.extra.parameters()
+        """The trained parameters of the method's own modules (the model's are the run's); frozen ones,
+        such as a momentum encoder's, are left out of the optimizer."""
+        return (p for p in self.extra.parameters() if p.requires_grad)
 
     def start_epoch(self, epoch: int) -> dict:
         """Set up `epoch` (1-indexed): training mode, DRW's class weights; returns values for the epoch's log."""

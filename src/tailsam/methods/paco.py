@@ -12,10 +12,14 @@ The key encoder (a copy of the whole network, classifier included, as in the ref
 in `self.extra` and resume with the run.
 
 The views are the reference's (tailsam.data.views: AutoAugment and Cutout for the query, SimCLR-style for
-the key), made image by image on the CPU. Data-parallel, every process contrasts its queries with the
-queries (gathered with their gradients) and keys of the whole global batch, in rank order, and enqueues the
-global batch's keys, as MoCo gathers them: N processes take the step one process takes with the global
-batch (tests/test_distributed.py, on a BatchNorm-free encoder).
+the key), made image by image on the CPU, between steps (on a GPU the model waits for them). Data-parallel,
+every process contrasts its queries with the queries (gathered with their gradients) and the keys of the
+whole global batch, in rank order, and enqueues the global batch's keys. So N processes take the step one
+process takes with the global batch when no layer couples the images of a piece
+(tests/test_distributed.py, on a BatchNorm-free encoder); with BatchNorm each process normalises its own
+piece, as in any DDP run without train.sync_bn. (MoCo and the PaCo reference gather the keys only, for
+the queue, and contrast each process's queries with its own keys and the queue.) The contrast runs in fp32
+whatever the autocast precision: at T = 0.05 a bf16 rounding of the features would move the logits by ~0.05.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ class PaCo(Method):
             raise ConfigError(f"method paco has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
         if HEADS.get(config.model.head).info.method != "paco":
             raise ConfigError(f"method paco needs model.head=paco (classifier and projection), got {config.model.head}")
+        if config.sam.kind != "none" and config.sam.perturbation == "local":
+            raise ConfigError("method paco contrasts every process's queries, so sam.perturbation=local would not "
+                              "be a per-process perturbation: use sam.perturbation=global")
+        if args["gamma"] < 0 or args["alpha"] < 0 or args["beta"] < 0 or args["alpha"] + args["beta"] <= 0:
+            raise ConfigError("method paco needs alpha, beta, gamma >= 0 and alpha + beta > 0, got "
+                              f"alpha={args['alpha']}, beta={args['beta']}, gamma={args['gamma']}")
+        if not float(args["queue"]).is_integer() or args["queue"] < 1:
+            raise ConfigError(f"method.args.queue must be a whole number of keys, got {args['queue']}")
         if (config.loss.name, config.loss.weighting) != ("ce", "none"):
             raise ConfigError("method paco has its own loss and prior: keep loss.name=ce and loss.weighting=none, "
                               "and set method.args (alpha, beta, gamma, temperature)")
@@ -84,9 +96,10 @@ class PaCo(Method):
 
         def loss_pass():
             out = self.net(query_view)
-            queries = torch.cat(distributed_nn.all_gather(out.query)) if _distributed() else out.query
-            contrast = torch.cat([queries, keys.to(queries.dtype), queue_keys.to(queries.dtype)])
-            loss = paco_loss(out.logits, out.query, contrast, labels, contrast_labels, self.log_prior,
+            own = out.query.float()   # the contrast in fp32 (module docstring)
+            queries = torch.cat(distributed_nn.all_gather(own)) if _distributed() else own
+            contrast = torch.cat([queries, keys.float(), queue_keys.float()])
+            loss = paco_loss(out.logits, own, contrast, labels, contrast_labels, self.log_prior,
                              alpha=a["alpha"], beta=a["beta"], gamma=a["gamma"], temperature=a["temperature"],
                              first=first)
             return loss, out.logits

@@ -70,8 +70,9 @@ class StepDecayLR:
 @dataclass(frozen=True)
 class RampStepLR:
     """PaCo's CIFAR schedule: ``base_lr * epoch / ramp_epochs`` for ``epoch <= ramp_epochs + 1`` (the
-    reference's ramp runs one epoch past the base: 1.1 x at epoch 11 of a 10-epoch ramp), then
-    ``base_lr * gamma ** k`` after k milestones (passed when ``epoch > m``)."""
+    reference's ramp runs one epoch past the base: 1.1 x at epoch 11 of a 10-epoch ramp; a ramp of R
+    epochs, e.g. shortened with train.epochs, peaks at (R + 1) / R x), then ``base_lr * gamma ** k``
+    after k milestones (passed when ``epoch > m``)."""
 
     base_lr: float
     ramp_epochs: int = 10

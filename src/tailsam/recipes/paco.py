@@ -16,8 +16,9 @@ from tailsam.config import (
 )
 from tailsam.recipes.registry import recipe
 
-# The :smoke variants: ResNet-8, ratio 10 on ~1,200 images, batch 32, 6 epochs (a 1-epoch ramp, the lr
-# x0.1 for the 5th and 6th), a queue of 256 keys.
+# The :smoke variants: ResNet-8, ratio 10 on ~1,200 images, batch 32, 6 epochs (a 1-epoch ramp, whose
+# one epoch past the ramp runs at 2x the base lr, as the reference's rule gives; x0.1 for the 5th and 6th),
+# a queue of 256 keys.
 SMOKE_DATA = {"cifar10": ("data.n_max=300", "data.test_per_class=100"),
               "cifar100": ("data.n_max=30", "data.test_per_class=20")}
 SMOKE = ("data.ratio=10", "model.name=resnet8", "optim.batch_size=32", "train.epochs=6", "method.args.queue=256",

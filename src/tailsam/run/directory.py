@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 
 from tailsam import __version__
 from tailsam.config import load_config
@@ -114,7 +115,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def environment(device: torch.device) -> dict:
     """Versions, device and git revision, for env.json."""
     env = {
-        "tailsam": __version__, "torch": torch.__version__, "python": sys.version.split()[0],
+        "tailsam": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0],
         "platform": platform.platform(), "device": str(device), "threads": torch.get_num_threads(),
         "cpu": cpu_description(),
     }
