@@ -10,25 +10,24 @@
 Registered: `plain` (CE, focal, LDAM, VS, LA, Balanced Softmax, each with SGD
 or SAM); `glmc` (GLMC and GLMC+SAM: two views of an instance and a re-sampled
 batch, `PairedBatches`, mixing, the four heads of `model.head=glmc`, a loss
-pass that also returns the classification loss SAM's ascent climbs); and
+pass that also returns the classification loss SAM's ascent climbs);
 `paco` (PaCo and PaCo+SAM: the key encoder and the queue live in `self.extra`;
 `step` momentum-updates and computes the keys once, before the pass, which
 closes over them, so SAM's two passes use the same keys and queue; the queue
-advances once, after the update). How the others of ../shared/METHODS.md fit:
+advances once, after the update); and `imbsam` (a loss pass returning head and
+tail losses, and `make_update` giving grouped SAM, `GroupedSAMUpdate`: one
+forward at w, a perturbed pass only for groups with a radius). Focal-SAM and
+SSE-SAM are further instances of the grouped update (METHODS.md §0.5).
 
-- ImbSAM and the other grouped-SAM variants (METHODS.md §0.5): the pass
-  returns per-group losses (head and tail classes, from per-sample weights);
-  the method's update is a grouped SAM that perturbs with the tail group's
-  gradient and its own radius, one forward at w as SAM.
-
-A step never waits for the host (no `.item()`, no branch on a tensor value),
-so a whole step can be captured in a CUDA graph.
+A step of plain, glmc or paco (single process) never waits for the device (no
+`.item()`, no branch on a tensor value), so it can be captured in a CUDA graph;
+grouped SAM checks for an empty group on the host.
 """
 
-from tailsam.methods import glmc, paco, plain  # noqa: F401  (registers the methods)
+from tailsam.methods import glmc, imbsam, paco, plain  # noqa: F401  (registers the methods)
 from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Update
 from tailsam.methods.registry import METHODS
-from tailsam.methods.steps import LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step
+from tailsam.methods.steps import GroupedSAMUpdate, LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step
 
-__all__ = ["Batches", "LossPass", "METHODS", "Method", "MethodParts", "SAMUpdate", "SGDUpdate", "StepOutput",
+__all__ = ["Batches", "GroupedSAMUpdate", "LossPass", "METHODS", "Method", "MethodParts", "SAMUpdate", "SGDUpdate", "StepOutput",
            "Update", "classify", "sam_step", "sgd_step"]

@@ -11,7 +11,8 @@ from torch import nn
 from tailsam.config import Config
 from tailsam.data import RunData
 from tailsam.losses import DRW, ClassCountLoss
-from tailsam.methods.steps import LossFn, LossPass
+from tailsam.methods.steps import Autocast, LossFn, LossPass, SAMUpdate, SGDUpdate
+from tailsam.optim import SAM
 
 
 class StepOutput(NamedTuple):
@@ -70,7 +71,7 @@ class Method:
         self.net, self.loss_fn, self.criterion = parts.net, parts.loss_fn, parts.criterion
         self.batches: Batches = parts.data.train
         self.extra = nn.ModuleDict()
-        self.update: Update | None = None
+        self.update: Update | None = None   # set by the run with make_update
 
     def parameters(self) -> Iterator[nn.Parameter]:
         """The trained parameters of the method's own modules (the model's are the run's); frozen ones,
@@ -85,6 +86,15 @@ class Method:
             return {"drw": False}
         self.criterion.set_weight(self.parts.drw.weight_at(epoch))
         return {"drw": self.criterion.weight is not None}
+
+    def make_update(self, optimizer: torch.optim.Optimizer, *, autocast: Autocast,
+                    scaler: torch.amp.GradScaler | None, local_perturbation: bool) -> Update:
+        """How the weights move (the run calls this once the optimizer exists): SAM with a SAM optimizer
+        (sam.kind=sam or asam), SGD otherwise. A method with its own update (grouped SAM) overrides it."""
+        if isinstance(optimizer, SAM):
+            return SAMUpdate(optimizer, self.net, autocast=autocast, freeze_bn=self.parts.config.sam.freeze_bn,
+                             scaler=scaler, local_perturbation=local_perturbation)
+        return SGDUpdate(optimizer, autocast=autocast, scaler=scaler)
 
     def step(self, batch: Any) -> StepOutput:
         """Train on one batch of `self.batches`."""

@@ -103,6 +103,55 @@ class SAMUpdate:
         return loss.detach(), logits
 
 
+class GroupedSAMUpdate:
+    """Grouped SAM (../shared/METHODS.md section 0.5): the loss pass's per-group losses L_k come from one
+    forward at w; the update direction is sum_k grad L_k(w + e_k) with e_k = rho_k grad L_k(w) / ||grad L_k(w)||,
+    and no extra pass where rho_k = 0 or L_k has no gradient (a group with no sample in the batch); then the
+    base optimizer steps at w. rho_k = scales[k] times the optimizer's current rho (its schedule), so SAM is
+    one group with scale 1 and ImbSAM a head group with 0 and a tail group with 1. The loss pass returns
+    (loss, logits, [L_1, ..., L_K]). Checking a group's gradient for zero waits for the host: not capturable.
+    """
+
+    def __init__(self, optimizer: SAM, model: nn.Module, *, scales: tuple[float, ...], autocast: Autocast,
+                 freeze_bn: bool):
+        self.optimizer, self.model, self.scales = optimizer, model, scales
+        self.autocast, self.freeze_bn = autocast, freeze_bn
+
+    def __call__(self, loss_pass: LossPass) -> tuple[torch.Tensor, torch.Tensor]:
+        base = self.optimizer.base_optimizer
+        params = [p for group in base.param_groups for p in group["params"] if p.requires_grad]
+        rho = self.optimizer.param_groups[0]["rho"]
+        with self.autocast():
+            loss, logits, group_losses = loss_pass()
+        logits = logits.detach().clone()
+        direction = [torch.zeros_like(p) for p in params]
+        for k, (scale, group_loss) in enumerate(zip(self.scales, group_losses)):
+            grads = _grads(group_loss, params, retain_graph=True)
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            if scale * rho == 0 or norm.item() == 0:   # no ascent: the group's gradient at w (zero if empty)
+                torch._foreach_add_(direction, grads)
+                continue
+            origins = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                torch._foreach_add_(params, torch._foreach_mul(grads, scale * rho / norm))
+            with frozen_bn_stats(self.model) if self.freeze_bn else nullcontext(), self.autocast():
+                perturbed = loss_pass()[2][k]
+            torch._foreach_add_(direction, _grads(perturbed, params, retain_graph=False))
+            with torch.no_grad():
+                torch._foreach_copy_(params, origins)   # back to w exactly (not w + e - e)
+        for p, g in zip(params, direction):
+            p.grad = g
+        base.step()
+        base.zero_grad(set_to_none=True)
+        return loss.detach(), logits
+
+
+def _grads(loss: torch.Tensor, params: list[torch.Tensor], *, retain_graph: bool) -> list[torch.Tensor]:
+    """d loss / d params, zeros where a parameter does not reach the loss."""
+    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
 def sgd_step(model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
              images: torch.Tensor, labels: torch.Tensor, *, autocast: Autocast = nullcontext,
              scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:

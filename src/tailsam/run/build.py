@@ -16,7 +16,7 @@ from tailsam.config import Config
 from tailsam.data import RunData, build_data
 from tailsam.errors import ConfigError
 from tailsam.losses import DRW, ClassCountLoss, GlobalBatchLoss, build_loss, class_weights
-from tailsam.methods import METHODS, Method, MethodParts, SAMUpdate, SGDUpdate
+from tailsam.methods import METHODS, Method, MethodParts
 from tailsam.models import build_model
 from tailsam.optim import SAM, Schedule, build_lr_schedule, build_rho_schedule
 from tailsam.run.precision import Precision, resolve_precision
@@ -59,12 +59,8 @@ def build_training(config: Config, processes: Processes) -> Training:
     optimizer = build_optimizer(config, [*model.parameters(), *method.parameters()])
     precision = resolve_precision(config.train.precision, device)
     scaler = precision.grad_scaler()
-    if isinstance(optimizer, SAM):
-        method.update = SAMUpdate(optimizer, net, autocast=precision.autocast, freeze_bn=config.sam.freeze_bn,
-                                  scaler=scaler,
-                                  local_perturbation=config.sam.perturbation == "local" and processes.distributed)
-    else:
-        method.update = SGDUpdate(optimizer, autocast=precision.autocast, scaler=scaler)
+    method.update = method.make_update(optimizer, autocast=precision.autocast, scaler=scaler,
+                                       local_perturbation=config.sam.perturbation == "local" and processes.distributed)
     lr_schedule, rho_schedule = build_schedules(config)
     return Training(config, data, model, criterion, method, optimizer, lr_schedule, rho_schedule, precision, scaler)
 

@@ -1,0 +1,127 @@
+"""Grouped SAM and ImbSAM (../shared/METHODS.md sections 0.5, 5 and 10): SAM as one group, an empty tail
+is an SGD step on the head loss (no NaN), an all-tail batch is SAM on twice the mean loss."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tailsam.config import apply_overrides
+from tailsam.data import DeviceLoader, RunData
+from tailsam.errors import ConfigError
+from tailsam.methods import METHODS, GroupedSAMUpdate, MethodParts, SAMUpdate, SGDUpdate, classify
+from tailsam.optim import SAM
+from tailsam.recipes import get_recipe
+from tailsam.train import train
+
+COUNTS = [30, 12, 5]
+
+
+def toy(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.Tanh(), nn.Linear(6, 3))
+
+
+def batch(seed=1, labels=(0, 1, 2, 0, 2, 1)):
+    torch.manual_seed(seed)
+    return torch.randn(len(labels), 3, 2, 2), torch.tensor(labels)
+
+
+def sgd(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+
+
+def imbsam_method(model, eta, *overrides):
+    config = apply_overrides(get_recipe("digits-ce-sam"), ["method.name=imbsam", f"method.args.eta={eta}",
+                                                           "sam.rho=0.3", *overrides])
+    labels = np.repeat(np.arange(3), COUNTS)
+    loader = DeviceLoader(np.zeros((len(labels), 2, 2, 3), np.uint8), labels, batch_size=6, mean=(0.5,) * 3,
+                          std=(0.2,) * 3)
+    method = METHODS.build("imbsam", MethodParts(config, model, model, None, None, None,
+                                                 RunData(loader, loader, COUNTS, 3, {}), torch.device("cpu")))
+    method.update = method.make_update(SAM(sgd(model), rho=0.3), autocast=nullcontext, scaler=None,
+                                       local_perturbation=False)
+    return method
+
+
+def assert_same_weights(a, b):
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6, msg=name)
+
+
+def test_grouped_sam_with_one_group_is_sam():
+    x, y = batch()
+    grouped, plain = toy(), toy()
+    grouped_update = GroupedSAMUpdate(SAM(sgd(grouped), rho=0.3), grouped, scales=(1.0,), autocast=nullcontext,
+                                      freeze_bn=False)
+
+    def one_group():
+        logits = grouped(x)
+        loss = F.cross_entropy(logits, y)
+        return loss, logits, [loss]
+
+    grouped_update(one_group)
+    SAMUpdate(SAM(sgd(plain), rho=0.3), plain, autocast=nullcontext, freeze_bn=False)(
+        classify(plain, F.cross_entropy, x, y))
+    assert_same_weights(grouped, plain)
+
+
+def test_imbsam_without_tail_samples_is_an_sgd_step_on_the_head_loss():
+    x, y = batch()
+    model, reference = toy(), toy()
+    imbsam_method(model, eta=1).step((x, y))   # no class has fewer than 1 image: no tail
+    SGDUpdate(sgd(reference), autocast=nullcontext)(classify(reference, F.cross_entropy, x, y))
+    assert_same_weights(model, reference)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_imbsam_with_every_class_in_the_tail_is_sam_on_twice_the_mean_loss():
+    x, y = batch()
+    model, reference = toy(), toy()
+    imbsam_method(model, eta=1000).step((x, y))
+    SAMUpdate(SAM(sgd(reference), rho=0.3), reference, autocast=nullcontext, freeze_bn=False)(
+        classify(reference, lambda logits, labels: 2 * F.cross_entropy(logits, labels), x, y))
+    assert_same_weights(model, reference)
+
+
+def test_imbsam_perturbs_along_the_tail_gradient_only():
+    x, y = batch(labels=(0, 0, 0, 2, 0, 0))   # one tail sample (class 2 has 5 < 20 images)
+    model = toy()
+    tail_only = toy()
+    loss_tail = 2 * F.cross_entropy(tail_only(x[3:4]), y[3:4], reduction="sum") / 6
+    g = torch.autograd.grad(loss_tail, list(tail_only.parameters()))
+    norm = torch.sqrt(sum((t ** 2).sum() for t in g))
+    seen = []
+    real_copy = torch._foreach_copy_
+
+    def spy(params, origins):   # the weights at w + e, just before they go back to w
+        seen.append([p.detach().clone() - o for p, o in zip(params, origins)])
+        return real_copy(params, origins)
+
+    torch._foreach_copy_ = spy
+    try:
+        imbsam_method(model, eta=20).step((x, y))
+    finally:
+        torch._foreach_copy_ = real_copy
+    (e,) = seen
+    for e_part, g_part in zip(e, g):
+        torch.testing.assert_close(e_part, 0.3 * g_part / norm, rtol=1e-5, atol=1e-7)
+
+
+def test_imbsam_refusals():
+    with pytest.raises(ConfigError, match="needs sam.kind=sam"):
+        imbsam_method(toy(), 20, "sam.kind=none")
+    with pytest.raises(ConfigError, match="no setting beta"):
+        imbsam_method(toy(), 20, "method.args.beta=1")
+
+
+def test_imbsam_trains_through_the_loop(tmp_path):
+    config = apply_overrides(get_recipe("digits-ce-sam"), ["method.name=imbsam", "train.epochs=2",
+                                                           "train.eval_every=1", "train.tensorboard=false"])
+    final = train(config, tmp_path / "run", verbose=False)
+    assert final["epoch"] == 2 and np.isfinite(final["top1"])
