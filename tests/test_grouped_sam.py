@@ -1,5 +1,6 @@
-"""Grouped SAM and ImbSAM (../shared/METHODS.md sections 0.5, 5 and 10): SAM as one group, an empty tail
-is an SGD step on the head loss (no NaN), an all-tail batch is SAM on twice the mean loss."""
+"""Grouped SAM, ImbSAM and Focal-SAM (../shared/METHODS.md sections 0.5, 5, 7 and 10): SAM as one group;
+ImbSAM: an empty tail is an SGD step on the head loss (no NaN), an all-tail batch SAM on twice the mean loss;
+Focal-SAM: lambda 0 is SGD, gamma 0 and lambda 1 is SAM, and the class coefficients by hand."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from torch import nn
 from tailsam.config import apply_overrides
 from tailsam.data import DeviceLoader, RunData
 from tailsam.errors import ConfigError
+from tailsam.losses import build_loss
+from tailsam.methods.focal_sam import focal_coefficients
 from tailsam.methods import METHODS, GroupedSAMUpdate, MethodParts, SAMUpdate, SGDUpdate, classify
 from tailsam.optim import SAM
 from tailsam.recipes import get_recipe
@@ -37,13 +40,17 @@ def sgd(model):
 
 
 def imbsam_method(model, eta, *overrides):
-    config = apply_overrides(get_recipe("digits-ce-sam"), ["method.name=imbsam", f"method.args.eta={eta}",
-                                                           "sam.rho=0.3", *overrides])
+    return grouped_method(model, "imbsam", f"method.args.eta={eta}", *overrides)
+
+
+def grouped_method(model, name, *overrides):
+    config = apply_overrides(get_recipe("digits-ce-sam"), [f"method.name={name}", "sam.rho=0.3", *overrides])
     labels = np.repeat(np.arange(3), COUNTS)
     loader = DeviceLoader(np.zeros((len(labels), 2, 2, 3), np.uint8), labels, batch_size=6, mean=(0.5,) * 3,
                           std=(0.2,) * 3)
-    method = METHODS.build("imbsam", MethodParts(config, model, model, None, None, None,
-                                                 RunData(loader, loader, COUNTS, 3, {}), torch.device("cpu")))
+    criterion = build_loss("ce", COUNTS)
+    method = METHODS.build(name, MethodParts(config, model, model, criterion, criterion, None,
+                                             RunData(loader, loader, COUNTS, 3, {}), torch.device("cpu")))
     method.update = method.make_update(SAM(sgd(model), rho=0.3), autocast=nullcontext, scaler=None,
                                        local_perturbation=False)
     return method
@@ -125,3 +132,21 @@ def test_imbsam_trains_through_the_loop(tmp_path):
                                                            "train.eval_every=1", "train.tensorboard=false"])
     final = train(config, tmp_path / "run", verbose=False)
     assert final["epoch"] == 2 and np.isfinite(final["top1"])
+
+
+def test_focal_sam_with_lambda_0_is_sgd_and_with_gamma_0_lambda_1_is_sam():
+    x, y = batch()
+    model, reference = toy(), toy()
+    grouped_method(model, "focal-sam", "method.args.sharpness=0").step((x, y))
+    SGDUpdate(sgd(reference), autocast=nullcontext)(classify(reference, F.cross_entropy, x, y))
+    assert_same_weights(model, reference)
+    model, reference = toy(), toy()
+    grouped_method(model, "focal-sam", "method.args.sharpness=1", "method.args.flat_gamma=0").step((x, y))
+    SAMUpdate(SAM(sgd(reference), rho=0.3), reference, autocast=nullcontext, freeze_bn=False)(
+        classify(reference, F.cross_entropy, x, y))
+    assert_same_weights(model, reference)
+
+
+def test_focal_coefficients_of_cifar10_lt_ratio_100():   # METHODS.md 7.1: gamma 3.0, lambda 0.5
+    beta = focal_coefficients([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.5, 3.0)
+    assert beta[0].item() == pytest.approx(0.1064, abs=5e-5) and beta[-1].item() == pytest.approx(0.4940, abs=5e-5)
