@@ -1,6 +1,7 @@
-"""Grouped SAM, ImbSAM and Focal-SAM (../shared/METHODS.md sections 0.5, 5, 7 and 10): SAM as one group;
+"""Grouped SAM, ImbSAM, Focal-SAM and SSE-SAM (../shared/METHODS.md sections 0.5, 5, 7, 8 and 10): SAM as one group;
 ImbSAM: an empty tail is an SGD step on the head loss (no NaN), an all-tail batch SAM on twice the mean loss;
-Focal-SAM: lambda 0 is SGD, gamma 0 and lambda 1 is SAM, and the class coefficients by hand."""
+Focal-SAM: lambda 0 is SGD, gamma 0 and lambda 1 is SAM, and the class coefficients by hand; SSE-SAM:
+both radii 0 is SGD, a head radius of 0 is ImbSAM with tail weight 1, the switch after 140 of 200 epochs."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def grouped_method(model, name, *overrides):
     criterion = build_loss("ce", COUNTS)
     method = METHODS.build(name, MethodParts(config, model, model, criterion, criterion, None,
                                              RunData(loader, loader, COUNTS, 3, {}), torch.device("cpu")))
-    method.update = method.make_update(SAM(sgd(model), rho=0.3), autocast=nullcontext, scaler=None,
+    method.update = method.make_update(SAM(sgd(model), rho=config.sam.rho), autocast=nullcontext, scaler=None,
                                        local_perturbation=False)
     return method
 
@@ -150,3 +151,22 @@ def test_focal_sam_with_lambda_0_is_sgd_and_with_gamma_0_lambda_1_is_sam():
 def test_focal_coefficients_of_cifar10_lt_ratio_100():   # METHODS.md 7.1: gamma 3.0, lambda 0.5
     beta = focal_coefficients([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50], 0.5, 3.0)
     assert beta[0].item() == pytest.approx(0.1064, abs=5e-5) and beta[-1].item() == pytest.approx(0.4940, abs=5e-5)
+
+
+def test_sse_sam_special_cases_and_its_stage_switch():
+    x, y = batch(labels=(0, 0, 2, 1, 2, 0))
+    model, reference = toy(), toy()
+    sse = grouped_method(model, "sse-sam", "method.args.eta=20", "method.args.head_rho=0", "sam.rho=0")
+    sse.start_epoch(1)
+    sse.step((x, y))   # both radii 0: SGD
+    SGDUpdate(sgd(reference), autocast=nullcontext)(classify(reference, F.cross_entropy, x, y))
+    assert_same_weights(model, reference)
+    model, reference = toy(), toy()
+    sse = grouped_method(model, "sse-sam", "method.args.eta=20", "method.args.head_rho=0")
+    sse.start_epoch(1)
+    sse.step((x, y))   # no head radius: ImbSAM with tail weight 1
+    grouped_method(reference, "imbsam", "method.args.eta=20", "method.args.tail_weight=1").step((x, y))
+    assert_same_weights(model, reference)
+    sse = grouped_method(toy(), "sse-sam", "method.args.head_rho=0.05", "method.args.stage=0.7", "train.epochs=200")
+    assert [sse.start_epoch(e)["head_rho"] for e in (1, 140, 141, 200)] == [0.05, 0.05, 0.0, 0.0]
+    assert sse.update.scales == (0.0, 1.0)
