@@ -9,7 +9,6 @@ from contextlib import nullcontext
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tailsam.config import apply_overrides

@@ -4,7 +4,6 @@ the epoch's totals as [loss x images, correct, images]) still evaluate and resum
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -10,6 +10,7 @@ from torch import nn
 
 from tailsam.config import Config
 from tailsam.data import RunData
+from tailsam.errors import ConfigError
 from tailsam.losses import DRW, ClassCountLoss
 from tailsam.methods.steps import Autocast, LossFn, LossPass, SAMUpdate, SGDUpdate
 from tailsam.optim import SAM
@@ -72,6 +73,14 @@ class Method:
         self.batches: Batches = parts.data.train
         self.extra = nn.ModuleDict()
         self.update: Update | None = None   # set by the run with make_update
+
+    def settings(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """method.args over `defaults`; a ConfigError names an unknown setting and the valid ones."""
+        name, given = self.parts.config.method.name, self.parts.config.method.args
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ConfigError(f"method {name} has no setting {', '.join(unknown)}; valid: {', '.join(defaults)}")
+        return {**defaults, **given}
 
     def parameters(self) -> Iterator[nn.Parameter]:
         """The trained parameters of the method's own modules (the model's are the run's); frozen ones,

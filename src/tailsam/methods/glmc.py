@@ -71,10 +71,7 @@ class GLMC(Method):
 
     def __init__(self, parts: MethodParts):
         super().__init__(parts)
-        args = {**DEFAULT_ARGS, **parts.config.method.args}
-        unknown = sorted(set(args) - set(DEFAULT_ARGS))
-        if unknown:
-            raise ConfigError(f"method glmc has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
+        args = self.settings(DEFAULT_ARGS)
         config = parts.config
         if config.model.head != "glmc":
             raise ConfigError(f"method glmc needs model.head=glmc (its four heads), got {config.model.head}")

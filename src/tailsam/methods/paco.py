@@ -50,10 +50,7 @@ class PaCo(Method):
     def __init__(self, parts: MethodParts):
         super().__init__(parts)
         config = parts.config
-        args = {**DEFAULT_ARGS, **config.method.args}
-        unknown = sorted(set(args) - set(DEFAULT_ARGS))
-        if unknown:
-            raise ConfigError(f"method paco has no setting {', '.join(unknown)}; valid: {', '.join(DEFAULT_ARGS)}")
+        args = self.settings(DEFAULT_ARGS)
         if HEADS.get(config.model.head).info.method != "paco":
             raise ConfigError(f"method paco needs model.head=paco (classifier and projection), got {config.model.head}")
         if config.sam.kind != "none" and config.sam.perturbation == "local":

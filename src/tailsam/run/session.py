@@ -11,7 +11,6 @@ every process as the same one line.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field

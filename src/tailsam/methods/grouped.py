@@ -1,0 +1,53 @@
+"""What the grouped-SAM methods share (ImbSAM, Focal-SAM, SSE-SAM): the SAM optimizer's radius and a grouped
+update (methods/steps.py GroupedSAMUpdate) with a first group at w and a second perturbed, and the head/tail
+split of cross-entropy that ImbSAM and SSE-SAM climb."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tailsam.errors import ConfigError
+from tailsam.methods.base import Method, MethodParts, Update
+from tailsam.methods.steps import Autocast, GroupedSAMUpdate, LossPass
+from tailsam.optim import SAM
+
+
+class GroupedSAMMethod(Method):
+    """A method whose loss pass returns two group losses: the first taken at w, the second at w + e."""
+
+    def __init__(self, parts: MethodParts):
+        super().__init__(parts)
+        if parts.config.sam.kind != "sam":
+            raise ConfigError(f"method {parts.config.method.name} needs sam.kind=sam (its radius is sam.rho), "
+                              f"got {parts.config.sam.kind}")
+
+    def make_update(self, optimizer: torch.optim.Optimizer, *, autocast: Autocast,
+                    scaler: torch.amp.GradScaler | None, local_perturbation: bool) -> Update:
+        if not isinstance(optimizer, SAM) or scaler is not None:
+            raise ConfigError(f"method {self.parts.config.method.name} needs sam.kind=sam and a precision without "
+                              "a gradient scaler (not fp16)")
+        return GroupedSAMUpdate(optimizer, self.net, scales=(0.0, 1.0), autocast=autocast,
+                                freeze_bn=self.parts.config.sam.freeze_bn)
+
+    def tail_classes(self, eta: float) -> torch.Tensor:
+        """[C] booleans: the classes with fewer than `eta` training images; the loss must be plain CE."""
+        config = self.parts.config
+        if (config.loss.name, config.loss.weighting) != ("ce", "none"):
+            raise ConfigError(f"method {config.method.name} splits cross-entropy into head and tail: keep "
+                              "loss.name=ce and loss.weighting=none")
+        return (torch.tensor(self.parts.data.counts) < eta).to(self.parts.device)
+
+    def head_tail_pass(self, images: torch.Tensor, labels: torch.Tensor, tail: torch.Tensor,
+                       tail_weight: float) -> LossPass:
+        """The loss pass of (1/B) sum of CE over head samples, and tail_weight/B times the sum over tail ones."""
+        in_tail = tail[labels].float()
+
+        def loss_pass():
+            logits = self.net(images)
+            per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
+            head = (per_sample * (1 - in_tail)).sum() / len(labels)
+            tail_loss = tail_weight * (per_sample * in_tail).sum() / len(labels)
+            return head + tail_loss, logits, [head, tail_loss]
+
+        return loss_pass
