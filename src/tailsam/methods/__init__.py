@@ -30,5 +30,5 @@ from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Updat
 from tailsam.methods.registry import METHODS
 from tailsam.methods.steps import GroupedSAMUpdate, LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step
 
-__all__ = ["Batches", "GroupedSAMUpdate", "LossPass", "METHODS", "Method", "MethodParts", "SAMUpdate", "SGDUpdate", "StepOutput",
-           "Update", "classify", "sam_step", "sgd_step"]
+__all__ = ["Batches", "GroupedSAMUpdate", "LossPass", "METHODS", "Method", "MethodParts", "SAMUpdate", "SGDUpdate",
+           "StepOutput", "Update", "classify", "sam_step", "sgd_step"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
@@ -53,7 +54,7 @@ class MethodParts:
     device: torch.device
 
 
-class Method:
+class Method(ABC):
     """One way to train: the batches it takes, what a step computes, and how the weights move.
 
     A method owns:
@@ -105,9 +106,9 @@ class Method:
                              scaler=scaler, local_perturbation=local_perturbation)
         return SGDUpdate(optimizer, autocast=autocast, scaler=scaler)
 
+    @abstractmethod
     def step(self, batch: Any) -> StepOutput:
         """Train on one batch of `self.batches`."""
-        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """Tensors only (weights_only=True loads it): the extra modules' parameters and buffers."""

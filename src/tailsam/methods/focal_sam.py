@@ -1,4 +1,5 @@
-"""Focal-SAM (ICML 2025; code scongl/Focal-SAM): a focal-weighted sharpness penalty per class (../shared/METHODS.md section 7).
+"""Focal-SAM (ICML 2025; code scongl/Focal-SAM): a focal-weighted sharpness penalty per class
+(../shared/METHODS.md section 7).
 
 With priors pi_c = n_c / N, beta_c = lambda (1 - pi_c)^gamma (method.args.sharpness = lambda,
 method.args.flat_gamma = gamma). A batch's per-sample losses l_i (the run's loss, reduction none) split into
@@ -24,7 +25,7 @@ def focal_coefficients(counts: list[int], sharpness: float, flat_gamma: float) -
     return (sharpness * (1 - n / n.sum()) ** flat_gamma).float()
 
 
-@METHODS.register("focal-sam", paper="Focal-SAM, ICML 2025 (code: scongl/Focal-SAM)")
+@METHODS.register("focal-sam", paper="Focal-SAM, ICML 2025 (code: scongl/Focal-SAM)", trains_criterion=True)
 class FocalSAM(GroupedSAMMethod):
     """Grouped SAM with the focal class coefficients; method.args: sharpness (lambda), flat_gamma (gamma)."""
 

@@ -18,7 +18,7 @@ from tailsam.methods.registry import METHODS
 DEFAULT_ARGS = {"eta": 20, "tail_weight": 2.0}
 
 
-@METHODS.register("imbsam", paper="ImbSAM, ICCV 2023 (code: cool-xuan/Imbalanced_SAM)")
+@METHODS.register("imbsam", paper="ImbSAM, ICCV 2023 (code: cool-xuan/Imbalanced_SAM)", trains_criterion=True)
 class ImbSAM(GroupedSAMMethod):
     """SAM on the tail classes' loss only; method.args: eta (tail: fewer training images), tail_weight."""
 

@@ -10,7 +10,7 @@ from tailsam.methods.steps import classify
 
 
 @METHODS.register("plain", paper="CE, focal, LDAM, VS, LA, Balanced Softmax with any weighting; "
-                  "with SAM: Rangwani et al. 2022", data_parallel=True)
+                  "with SAM: Rangwani et al. 2022", data_parallel=True, trains_criterion=True)
 class Plain(Method):
     """Each batch of the training loader, classified once per pass: `loss_fn(net(images), labels)`."""
 

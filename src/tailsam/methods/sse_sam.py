@@ -18,7 +18,7 @@ from tailsam.methods.registry import METHODS
 DEFAULT_ARGS = {"eta": 100, "head_rho": 0.05, "stage": 0.7}
 
 
-@METHODS.register("sse-sam", paper="SSE-SAM, AAAI 2025 (code: Zemdalk/SSE-SAM)")
+@METHODS.register("sse-sam", paper="SSE-SAM, AAAI 2025 (code: Zemdalk/SSE-SAM)", trains_criterion=True)
 class SSESAM(GroupedSAMMethod):
     """Head and tail SAM with their own radii; method.args: eta, head_rho, stage (sam.rho is the tail's)."""
 

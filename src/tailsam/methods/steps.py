@@ -127,8 +127,8 @@ class GroupedSAMUpdate:
         direction = [torch.zeros_like(p) for p in params]
         for k, (scale, group_loss) in enumerate(zip(self.scales, group_losses)):
             grads = _grads(group_loss, params, retain_graph=True)
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            if scale * rho == 0 or norm.item() == 0:   # no ascent: the group's gradient at w (zero if empty)
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if scale * rho else None
+            if norm is None or norm.item() == 0:   # no ascent: the group's gradient at w (zero if empty)
                 torch._foreach_add_(direction, grads)
                 continue
             origins = [p.detach().clone() for p in params]

@@ -15,7 +15,7 @@ from torch import nn
 from tailsam.config import Config
 from tailsam.data import RunData, build_data
 from tailsam.errors import ConfigError
-from tailsam.losses import DRW, ClassCountLoss, GlobalBatchLoss, build_loss, class_weights
+from tailsam.losses import DRW, GlobalBatchLoss, build_loss, class_weights
 from tailsam.methods import METHODS, Method, MethodParts
 from tailsam.models import build_model
 from tailsam.optim import SAM, Schedule, build_lr_schedule, build_rho_schedule
@@ -30,7 +30,6 @@ class Training:
     config: Config
     data: RunData
     model: nn.Module                 # eager, plain state_dict keys: checkpoints and evaluation use it
-    criterion: ClassCountLoss        # the run's loss, as the method trains with it this epoch
     method: Method
     optimizer: torch.optim.Optimizer
     lr_schedule: Schedule
@@ -62,7 +61,7 @@ def build_training(config: Config, processes: Processes) -> Training:
     method.update = method.make_update(optimizer, autocast=precision.autocast, scaler=scaler,
                                        local_perturbation=config.sam.perturbation == "local" and processes.distributed)
     lr_schedule, rho_schedule = build_schedules(config)
-    return Training(config, data, model, criterion, method, optimizer, lr_schedule, rho_schedule, precision, scaler)
+    return Training(config, data, model, method, optimizer, lr_schedule, rho_schedule, precision, scaler)
 
 
 def build_network(config: Config, num_classes: int, in_channels: int, device: torch.device) -> nn.Module:

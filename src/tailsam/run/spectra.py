@@ -42,6 +42,7 @@ from tailsam.resources import available_memory
 from tailsam.hessian import ClassSpectrum, analyze, spectrum_record, spread_classes
 from tailsam.hessian.hvp import LossFn
 from tailsam.hessian.per_class import Transform
+from tailsam.methods import METHODS
 from tailsam.run.build import build_criterion
 from tailsam.run.restore import restore_run
 
@@ -192,10 +193,11 @@ def _check_lanczos_memory(model: nn.Module, steps: int, device: torch.device) ->
 
 def _loss_function(config: Config, name: str) -> str:
     """What loss `name` means for this run, in words, for results.json and the table."""
-    if name == "ce" or config.method.name != "plain":
+    own = METHODS.get(config.method.name).info.trains_criterion
+    if name == "ce" or not own:
         plain = "cross-entropy on the logits" + (" (unscaled cosines of the normed head)"
                                                   if config.model.head == "normed" else "")
-        if config.method.name != "plain":   # GLMC's mixed, multi-head loss has no per-image form to analyse
+        if not own:   # e.g. GLMC's mixed, multi-head loss has no per-image form to analyse
             return f"{plain} it evaluates with (method {config.method.name}'s own loss is not analysed)"
         return plain
     weights = {"none": "", "cb": ", class-balanced weights", "drw": ", DRW as at the checkpoint's epoch"}[
@@ -204,7 +206,7 @@ def _loss_function(config: Config, name: str) -> str:
 
 
 def _loss(config: Config, name: str, counts: list[int], device: torch.device, epoch: int) -> LossFn:
-    if name == "ce" or config.method.name != "plain":
+    if name == "ce" or not METHODS.get(config.method.name).info.trains_criterion:
         return F.cross_entropy
     criterion, drw = build_criterion(config, counts, device)
     if drw is not None:

@@ -161,7 +161,7 @@ def _end_of_epoch(session: Session, record: dict, tensorboard: TensorBoardLog) -
     if session.best is None or result.top1 > session.best["top1"]:
         session.best = {"epoch": epoch, "top1": result.top1, "group_accuracy": result.group_accuracy}
     if config.hessian.every and epoch % config.hessian.every == 0:
-        record["hessian"] = training_spectra(t.model, t.criterion, t.data.train, t.data.counts, config.hessian)
+        record["hessian"] = training_spectra(t.model, t.method.criterion, t.data.train, t.data.counts, config.hessian)
     if session.processes.is_main:
         session.run.append_metrics(record)
     tensorboard.scalars(epoch, {"train/loss": record["train_loss"], "train/acc": record["train_acc"],
