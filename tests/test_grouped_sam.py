@@ -170,3 +170,55 @@ def test_sse_sam_special_cases_and_its_stage_switch():
     sse = grouped_method(toy(), "sse-sam", "method.args.head_rho=0.05", "method.args.stage=0.7", "train.epochs=200")
     assert [sse.start_epoch(e)["head_rho"] for e in (1, 140, 141, 200)] == [0.05, 0.05, 0.0, 0.0]
     assert sse.update.scales == (0.0, 1.0)
+
+
+def hand_grouped_step(model, x, y, groups, lr=0.1, weight_decay=1e-3):
+    """Grouped SAM's first step written out for a linear model: for each group (per-sample weights a,
+    radius rho) the gradient of sum_i a_i CE_i at w, or at w + rho g / ||g|| when rho > 0; their sum, plus
+    weight decay, is the first SGD step (a fresh momentum buffer is the gradient itself)."""
+    linear = model[1]
+    w, b = linear.weight.detach().clone(), linear.bias.detach().clone()
+    inputs = x.flatten(1)
+
+    def grad_at(w_at, b_at, a):
+        w_at, b_at = w_at.clone().requires_grad_(), b_at.clone().requires_grad_()
+        loss = (a * F.cross_entropy(inputs @ w_at.T + b_at, y, reduction="none")).sum()
+        return torch.autograd.grad(loss, (w_at, b_at))
+
+    total_w, total_b = torch.zeros_like(w), torch.zeros_like(b)
+    for a, rho in groups:
+        g_w, g_b = grad_at(w, b, a)
+        norm = torch.sqrt(g_w.pow(2).sum() + g_b.pow(2).sum())
+        if rho > 0 and norm > 0:
+            g_w, g_b = grad_at(w + rho * g_w / norm, b + rho * g_b / norm, a)
+        total_w, total_b = total_w + g_w, total_b + g_b
+    return w - lr * (total_w + weight_decay * w), b - lr * (total_b + weight_decay * b)
+
+
+def linear_toy():
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+
+
+@pytest.mark.parametrize("name", ["imbsam", "focal-sam", "sse-sam"])
+def test_each_grouped_variant_is_its_hand_built_step_on_a_linear_model(name):
+    torch.manual_seed(4)
+    x, y = torch.randn(6, 1, 2, 2), torch.tensor([0, 2, 1, 0, 2, 0])
+    n, tail = len(y), (y == 2).float()   # class 2 (5 images) is the only class below eta = 10
+    if name == "imbsam":
+        overrides, groups = ["method.args.eta=10"], [((1 - tail) / n, 0.0), (2 * tail / n, 0.3)]
+    elif name == "focal-sam":
+        beta = 0.7 * (1 - torch.tensor(COUNTS, dtype=torch.float64) / sum(COUNTS)) ** 2.0
+        beta = beta.float()[y]
+        overrides = ["method.args.sharpness=0.7", "method.args.flat_gamma=2"]
+        groups = [((1 - beta) / n, 0.0), (beta / n, 0.3)]
+    else:
+        overrides = ["method.args.eta=10", "method.args.head_rho=0.1"]
+        groups = [((1 - tail) / n, 0.1), (tail / n, 0.3)]
+    model = linear_toy()
+    expected = hand_grouped_step(model, x, y, groups)
+    method = grouped_method(model, name, *overrides)
+    method.start_epoch(1)
+    method.step((x, y))
+    torch.testing.assert_close(model[1].weight, expected[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model[1].bias, expected[1], rtol=1e-5, atol=1e-6)

@@ -39,12 +39,13 @@ from tailsam.data.longtail import PROFILES, PROTOCOLS, LongTailSplit, longtail_c
 from tailsam.data.run_data import RunData
 from tailsam.data.samplers import SAMPLERS, ClassPowerSampler
 from tailsam.data.sharded import ShardedLoader
+from tailsam.data.staged import StagedBatches
 
 __all__ = [
     "Augment", "CIFAR10", "CIFAR100", "CifarSpec", "ClassPowerSampler", "DATASETS", "DATA_ROOT_ENV", "DeviceLoader",
     "EpochPlan", "FileLoader", "FileSplit", "FolderDataset", "ImageData", "ImageFiles", "ListDataset",
     "LongTailSplit", "MemoryDataset", "PROFILES", "PROTOCOLS", "PairedBatches", "RunData", "SAMPLERS",
-    "ShardedLoader", "build_data", "dataset_info", "default_data_root", "describe_split", "load_cifar",
+    "ShardedLoader", "StagedBatches", "build_data", "dataset_info", "default_data_root", "describe_split", "load_cifar",
     "load_dataset", "load_digits", "longtail_counts", "memory_datasets", "read_cifar_npz", "read_file_dataset",
     "read_file_list", "select_longtail",
 ]

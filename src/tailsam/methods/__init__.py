@@ -18,14 +18,16 @@ advances once, after the update); and `imbsam` (a loss pass returning head and
 tail losses, and `make_update` giving grouped SAM, `GroupedSAMUpdate`: one
 forward at w, a perturbed pass only for groups with a radius), with `focal-sam`
 (focal class coefficients) and `sse-sam` (head and tail radii, the head's
-switched off late) on the same update (METHODS.md §0.5).
+switched off late) on the same update (METHODS.md §0.5); and `cc-sam` (CC-SAM's two
+stages: MixUp with a class-conditional perturbation of the linear classifier, then the
+classifier re-trained on class-balanced batches, `StagedBatches`).
 
 A step of plain, glmc or paco (single process) never waits for the device (no
 `.item()`, no branch on a tensor value), so it can be captured in a CUDA graph;
 grouped SAM checks for an empty group on the host.
 """
 
-from tailsam.methods import focal_sam, glmc, imbsam, paco, plain, sse_sam  # noqa: F401  (registers the methods)
+from tailsam.methods import cc_sam, focal_sam, glmc, imbsam, paco, plain, sse_sam  # noqa: F401  (registers the methods)
 from tailsam.methods.base import Batches, Method, MethodParts, StepOutput, Update
 from tailsam.methods.registry import METHODS
 from tailsam.methods.steps import GroupedSAMUpdate, LossPass, SAMUpdate, SGDUpdate, classify, sam_step, sgd_step

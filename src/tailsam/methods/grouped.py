@@ -1,11 +1,10 @@
 """What the grouped-SAM methods share (ImbSAM, Focal-SAM, SSE-SAM): the SAM optimizer's radius and a grouped
 update (methods/steps.py GroupedSAMUpdate) with a first group at w and a second perturbed, and the head/tail
-split of cross-entropy that ImbSAM and SSE-SAM climb."""
+split of the per-sample loss that ImbSAM and SSE-SAM climb."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from tailsam.errors import ConfigError
 from tailsam.methods.base import Method, MethodParts, Update
@@ -31,21 +30,19 @@ class GroupedSAMMethod(Method):
                                 freeze_bn=self.parts.config.sam.freeze_bn)
 
     def tail_classes(self, eta: float) -> torch.Tensor:
-        """[C] booleans: the classes with fewer than `eta` training images; the loss must be plain CE."""
-        config = self.parts.config
-        if (config.loss.name, config.loss.weighting) != ("ce", "none"):
-            raise ConfigError(f"method {config.method.name} splits cross-entropy into head and tail: keep "
-                              "loss.name=ce and loss.weighting=none")
+        """[C] booleans: the classes with fewer than `eta` training images."""
         return (torch.tensor(self.parts.data.counts) < eta).to(self.parts.device)
 
     def head_tail_pass(self, images: torch.Tensor, labels: torch.Tensor, tail: torch.Tensor,
                        tail_weight: float) -> LossPass:
-        """The loss pass of (1/B) sum of CE over head samples, and tail_weight/B times the sum over tail ones."""
+        """The loss pass of (1/B) sum of the per-sample loss over head samples, and tail_weight/B times the
+        sum over tail ones. The loss is the run's (class weights such as DRW's included): the references
+        publish plain CE; LDAM+DRW is tailsam's extension, for the seed paper's setting."""
         in_tail = tail[labels].float()
 
         def loss_pass():
             logits = self.net(images)
-            per_sample = F.cross_entropy(logits.float(), labels, reduction="none")
+            per_sample, _ = self.criterion.weighted_losses(logits, labels)
             head = (per_sample * (1 - in_tail)).sum() / len(labels)
             tail_loss = tail_weight * (per_sample * in_tail).sum() / len(labels)
             return head + tail_loss, logits, [head, tail_loss]

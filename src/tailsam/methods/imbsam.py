@@ -2,8 +2,9 @@
 (../shared/METHODS.md section 5).
 
 Classes with fewer than eta training images (method.args.eta, default 20) are the tail. The loss of a batch
-of B is L_head + L_tail with L_head = (1/B) sum over head samples of CE and L_tail = (w/B) sum over tail
-samples (w = method.args.tail_weight, 2 as the reference's code since 2023-09-15). The update is grouped SAM
+of B is L_head + L_tail with L_head = (1/B) sum over head samples of the run's per-sample loss (CE in the
+reference) and L_tail = (w/B) sum over tail samples (w = method.args.tail_weight, 2 as the reference's code
+since 2023-09-15). The update is grouped SAM
 (methods/grouped.py): the head's gradient at w, the tail's at w + e with e = rho grad L_tail / ||grad L_tail||
 (rho: sam.rho and its schedule). A batch without a tail sample is an SGD step on the head loss, without the
 extra pass.

@@ -2,7 +2,7 @@
 classes' losses separately, the head's radius switched off late in training (../shared/METHODS.md section 8).
 
 Tail: the classes with n_c < eta (method.args.eta). L_head and L_tail are the (1/B)-normalised sums of the
-per-sample CE over head and tail samples (no factor 2). Grouped SAM (methods/grouped.py)
+per-sample loss over head and tail samples (no factor 2). Grouped SAM (methods/grouped.py)
 perturbs each along its own gradient: the tail with radius sam.rho (rho_t), the head with
 method.args.head_rho (rho_h) in 1-indexed epochs e <= stage * E and 0 after (stage = method.args.stage,
 in (0, 1): 0.7 of 200 epochs keeps rho_h through epoch 140). rho_h = 0 is ImbSAM with tail weight 1.

@@ -71,7 +71,8 @@ class SGDUpdate:
 class SAMUpdate:
     """SAM: gradient at w, move to w + e, gradient there, back to w and step with it.
 
-    `model` is the module the passes run (for `freeze_bn` and `local_perturbation`).
+    `model` is the module the passes run (for `freeze_bn` and `local_perturbation`). While every param
+    group's rho is 0 (a rho schedule), the step is the base optimizer's SGD step: one pass, not two.
     """
 
     def __init__(self, optimizer: SAM, model: nn.Module, *, autocast: Autocast, freeze_bn: bool,
@@ -81,6 +82,10 @@ class SAMUpdate:
 
     def __call__(self, loss_pass: LossPass) -> tuple[torch.Tensor, torch.Tensor]:
         optimizer, scaler = self.optimizer, self.scaler
+        if all(group["rho"] == 0 for group in optimizer.param_groups):
+            # e = 0: the pass at w + e would repeat the pass at w. Skipping it is what makes a rho
+            # schedule that starts at 0 ("SAM after DRW") cost SGD's time until rho is switched on.
+            return SGDUpdate(optimizer.base_optimizer, autocast=self.autocast, scaler=scaler)(loss_pass)
         optimizer.zero_grad(set_to_none=True)
         # no_sync must hold over the forward and the backward of the pass it keeps local.
         with self.model.no_sync() if self.local_perturbation else nullcontext():

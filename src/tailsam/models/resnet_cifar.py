@@ -67,14 +67,17 @@ class CifarResNet(nn.Module):
     """ResNet-`depth` (depth = 6n + 2) for small images, stem width `base_width`; `head` by name.
 
     `features(x)` gives the pooled 4 * base_width features, `head` maps them to logits.
+    `last_stage_blocks` shortens the third stage (BBN's "ResNet-32", which CC-SAM trains, has 5, 5 and 4
+    blocks); `kaiming_head=False` leaves the head at PyTorch's default init (BBN creates it after its init).
     """
 
     def __init__(self, depth: int, num_classes: int, head: str = "linear", in_channels: int = 3,
-                 base_width: int = 16):
+                 base_width: int = 16, last_stage_blocks: int | None = None, kaiming_head: bool = True):
         super().__init__()
         if depth < 8 or (depth - 2) % 6 != 0:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1, got {depth}")
         blocks_per_stage = (depth - 2) // 6
+        stage_blocks = (blocks_per_stage, blocks_per_stage, last_stage_blocks or blocks_per_stage)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, base_width, 3, stride=1, padding=1, bias=False),
             nn.BatchNorm2d(base_width),
@@ -83,7 +86,7 @@ class CifarResNet(nn.Module):
         blocks = []
         width = base_width
         for stage, stage_width in enumerate(m * base_width for m in STAGE_MULTIPLIERS):
-            for i in range(blocks_per_stage):
+            for i in range(stage_blocks[stage]):
                 # The first block of every stage but the first halves the resolution.
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(BasicBlock(width, stage_width, stride))
@@ -91,9 +94,9 @@ class CifarResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.feature_dim = width
         self.head = build_head(head, width, num_classes)
-        self._init_weights()
+        self._init_weights(kaiming_head)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, kaiming_head: bool) -> None:
         # Kaiming-normal conv and linear weights (the head's too, unless it chooses), as in the
         # LDAM-DRW ResNet-32 that the paper's numbers come from and in GLMC's wide one; BN and
         # biases keep PyTorch's defaults, and the normed head keeps its own unit-norm init.
@@ -103,6 +106,8 @@ class CifarResNet(nn.Module):
 
         self.stem.apply(kaiming)
         self.blocks.apply(kaiming)
+        if not kaiming_head:
+            return
         if hasattr(self.head, "backbone_init"):
             self.head.backbone_init(kaiming)
         else:
@@ -136,3 +141,10 @@ MODELS.register(
     "resnet32_w64", params=7_386_186, input_size=(3, 32, 32),
     paper="Du et al. 2023, GLMC: their \"ResNet-32\", the CIFAR ResNet-32 with 64/128/256 channels",
 )(partial(CifarResNet, 32, base_width=64))
+
+MODELS.register(
+    "resnet32_bbn", params=390_170, input_size=(3, 32, 32),
+    paper="Zhou et al. 2020, BBN: the CIFAR ResNet-32 with a 4-block third stage, which CC-SAM trains "
+          "(its two unused extra blocks are left out)",
+    cpu_bf16=True,
+)(partial(CifarResNet, 32, last_stage_blocks=4, kaiming_head=False))

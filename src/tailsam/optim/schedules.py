@@ -43,7 +43,8 @@ class Schedule(Protocol):
 class StepDecayLR:
     """Linear warm-up, then ``base_lr * gamma ** k`` after k milestones; set once per epoch.
 
-    Warm-up: ``base_lr * epoch / warmup_epochs`` for ``epoch <= warmup_epochs``.
+    Warm-up: ``base_lr * (f + (1 - f) * epoch / warmup_epochs)`` for ``epoch <= warmup_epochs``, with
+    ``f = warmup_from`` (0: the LDAM-DRW ramp ``base_lr * epoch / warmup_epochs``; CC-SAM's starts from 1/3).
     A milestone m has passed when ``epoch > m`` (torch's MultiStepLR with its
     0-indexed epochs). Without milestones and warm-up this is a constant lr.
     """
@@ -52,17 +53,20 @@ class StepDecayLR:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     warmup_epochs: int = 0
+    warmup_from: float = 0.0
 
     def __post_init__(self) -> None:
         _require_positive("base_lr", self.base_lr)
         _require_positive("gamma", self.gamma)
         _require_count("warmup_epochs", self.warmup_epochs)
+        if not 0 <= self.warmup_from <= 1:
+            raise ConfigError(f"lr warm-up: warmup_from is a fraction of base_lr in [0, 1], got {self.warmup_from}")
         object.__setattr__(self, "milestones", _increasing_epochs("milestones", self.milestones))
 
     def __call__(self, epoch: int, step: int = 0) -> float:
         _check_epoch(epoch)
         if epoch <= self.warmup_epochs:
-            return self.base_lr * epoch / self.warmup_epochs
+            return self.base_lr * (self.warmup_from + (1 - self.warmup_from) * epoch / self.warmup_epochs)
         passed = sum(epoch > milestone for milestone in self.milestones)
         return self.base_lr * self.gamma**passed
 
@@ -93,6 +97,25 @@ class RampStepLR:
 
 
 @dataclass(frozen=True)
+class TwoStageLR:
+    """``first`` through epoch ``stage_two_after``, then ``first.base_lr * stage_two_factor``: a decoupled
+    method's second stage (CC-SAM re-trains its classifier at a constant lr)."""
+
+    first: StepDecayLR
+    stage_two_after: int
+    stage_two_factor: float
+
+    def __post_init__(self) -> None:
+        _require_count("stage_two_after", self.stage_two_after, minimum=1)
+        _require_positive("stage_two_factor", self.stage_two_factor)
+
+    def __call__(self, epoch: int, step: int = 0) -> float:
+        if epoch > self.stage_two_after:
+            return self.first.base_lr * self.stage_two_factor
+        return self.first(epoch, step)
+
+
+@dataclass(frozen=True)
 class CosineLR:
     """Linear warm-up, then cosine decay from ``base_lr`` to ``min_lr``, per step.
 
@@ -101,7 +124,9 @@ class CosineLR:
     ``base_lr * (i + 1) / W`` (it reaches ``base_lr`` on its last step); the
     remaining steps follow ``min_lr + (base_lr - min_lr) * (1 + cos(pi * p)) / 2``,
     ``p`` going from 0 to just below 1. ``steps_per_epoch=1`` gives a per-epoch
-    cosine equal to torch's ``CosineAnnealingLR(T_max=epochs)``.
+    cosine equal to torch's ``CosineAnnealingLR(T_max=epochs)``. ``stepped_first=True`` (per epoch, no
+    warm-up) is the same scheduler stepped before each epoch rather than after, as ImbSAM's and SSE-SAM's
+    code does: epoch e trains at the value of e + 1, and the last epoch at ``min_lr``.
     """
 
     base_lr: float
@@ -109,6 +134,7 @@ class CosineLR:
     warmup_epochs: int = 0
     min_lr: float = 0.0
     steps_per_epoch: int = 1
+    stepped_first: bool = False
 
     def __post_init__(self) -> None:
         _require_positive("base_lr", self.base_lr)
@@ -123,12 +149,15 @@ class CosineLR:
             raise ConfigError(
                 f"cosine lr: min_lr must lie in [0, base_lr={self.base_lr}], got {self.min_lr!r}"
             )
+        if self.stepped_first and (self.steps_per_epoch != 1 or self.warmup_epochs):
+            raise ConfigError("cosine lr: stepped_first is a per-epoch schedule without warm-up "
+                              "(steps_per_epoch=1, warmup_epochs=0)")
 
     def __call__(self, epoch: int, step: int = 0) -> float:
         _check_epoch(epoch, last=self.epochs)
         if not 0 <= step < self.steps_per_epoch:
             raise ValueError(f"step {step} is outside 0..{self.steps_per_epoch - 1} (steps_per_epoch)")
-        i = (epoch - 1) * self.steps_per_epoch + step
+        i = (epoch - 1) * self.steps_per_epoch + step + self.stepped_first
         warmup_steps = self.warmup_epochs * self.steps_per_epoch
         if i < warmup_steps:
             return self.base_lr * (i + 1) / warmup_steps
@@ -221,6 +250,18 @@ def step_lr(
     return StepDecayLR(base_lr, milestones=tuple(milestones), gamma=gamma, warmup_epochs=warmup_epochs)
 
 
+@LR_SCHEDULES.register("cc_sam", paper="Zhou et al. 2023, CC-SAM's CIFAR configs",
+                        epoch_args=("warmup_epochs", "milestones", "stage_two_after"))
+def cc_sam_lr(base_lr: float, warmup_epochs: int = 5, warmup_from: float = 1 / 3,
+              milestones: tuple[int, ...] = (159, 179), gamma: float = 0.1, stage_two_after: int = 200,
+              stage_two_factor: float = 0.1) -> TwoStageLR:
+    """CC-SAM's two stages: a warm-up from base_lr / 3, x0.1 from epoch 160 and 180 (the reference steps its
+    scheduler before each epoch, so its milestones 160 and 180 act one epoch early), then base_lr x 0.1 for
+    the classifier's re-training after epoch 200."""
+    return TwoStageLR(StepDecayLR(base_lr, milestones=tuple(milestones), gamma=gamma, warmup_epochs=warmup_epochs,
+                                  warmup_from=warmup_from), stage_two_after, stage_two_factor)
+
+
 @LR_SCHEDULES.register("paco", paper="Cui et al. 2021, PaCo's CIFAR script", epoch_args=("ramp_epochs", "milestones"))
 def paco_lr(base_lr: float, ramp_epochs: int = 10, milestones: tuple[int, ...] = (321, 361),
             gamma: float = 0.1) -> RampStepLR:
@@ -230,12 +271,12 @@ def paco_lr(base_lr: float, ramp_epochs: int = 10, milestones: tuple[int, ...] =
 
 @LR_SCHEDULES.register("cosine", paper="ImageNet-LT and iNaturalist recipes", epoch_args=("epochs", "warmup_epochs"))
 def cosine_lr(
-    base_lr: float, epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0, steps_per_epoch: int = 1
+    base_lr: float, epochs: int, warmup_epochs: int = 0, min_lr: float = 0.0, steps_per_epoch: int = 1,
+    stepped_first: bool = False,
 ) -> CosineLR:
     """Cosine decay over ``epochs`` with optional linear warm-up, per step."""
-    return CosineLR(
-        base_lr, epochs, warmup_epochs=warmup_epochs, min_lr=min_lr, steps_per_epoch=steps_per_epoch
-    )
+    return CosineLR(base_lr, epochs, warmup_epochs=warmup_epochs, min_lr=min_lr, steps_per_epoch=steps_per_epoch,
+                    stepped_first=stepped_first)
 
 
 @RHO_SCHEDULES.register("constant", epoch_args=())
@@ -257,6 +298,13 @@ def step_rho(
 def rho_steps(values: tuple[float, ...], boundaries: tuple[int, ...] = (5, 60, 75)) -> StepRho:
     """Four rho values a, b, c, d for epochs 1-5, 6-60, 61-75 and 76 on (e.g. 0.05, 0.1, 0.5, 0.5)."""
     return StepRho(tuple(values), tuple(boundaries))
+
+
+@RHO_SCHEDULES.register("after", paper="SAM after DRW (issue 17)", epoch_args=("start",))
+def after_rho(rho: float, start: int = 160) -> StepRho:
+    """rho 0 through epoch ``start`` (SGD's cost: a zero radius skips SAM's second pass), then ``rho``;
+    with ``start`` at the DRW epoch, SAM only while the class-balanced weights are on."""
+    return StepRho((0.0, rho), (start,))
 
 
 @RHO_SCHEDULES.register("linear", epoch_args=("epochs",))

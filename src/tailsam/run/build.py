@@ -6,6 +6,7 @@ processes, or a resumed and an uninterrupted session, build the same run.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -18,7 +19,7 @@ from tailsam.errors import ConfigError
 from tailsam.losses import DRW, GlobalBatchLoss, build_loss, class_weights
 from tailsam.methods import METHODS, Method, MethodParts
 from tailsam.models import build_model
-from tailsam.optim import SAM, Schedule, build_lr_schedule, build_rho_schedule
+from tailsam.optim import RHO_SCHEDULES, SAM, Schedule, build_lr_schedule, build_rho_schedule
 from tailsam.run.precision import Precision, resolve_precision
 from tailsam.run.processes import Processes
 
@@ -99,6 +100,6 @@ def build_schedules(config: Config) -> tuple[Schedule, Schedule | None]:
     if config.sam.kind == "none":
         return lr, None
     rho_args = dict(config.sam.rho_args)
-    if config.sam.rho_schedule == "constant":
-        rho_args.setdefault("rho", config.sam.rho)
+    if "rho" in inspect.signature(RHO_SCHEDULES.get(config.sam.rho_schedule).builder).parameters:
+        rho_args.setdefault("rho", config.sam.rho)   # constant, after: sam.rho is their radius
     return lr, build_rho_schedule(config.sam.rho_schedule, **rho_args)
