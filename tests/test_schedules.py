@@ -19,12 +19,14 @@ LR_EXAMPLES = {
     "step": {"base_lr": 0.1, "milestones": (2, 4)},
     "cosine": {"base_lr": 0.2, "epochs": 6, "warmup_epochs": 1, "steps_per_epoch": 3},
     "paco": {"base_lr": 0.05},
+    "cc_sam": {"base_lr": 0.1},
 }
 RHO_EXAMPLES = {
     "constant": {"rho": 0.8},
     "step": {},
     "rho_steps": {"values": (0.05, 0.1, 0.5, 0.5)},
     "linear": {"min_rho": 0.05, "max_rho": 0.8, "epochs": 10},
+    "after": {"rho": 0.8, "start": 160},
 }
 
 
@@ -177,3 +179,14 @@ def test_a_rho_schedule_needs_sam():
         lr, rho = build_lr_schedule("paper_cifar"), build_rho_schedule("constant", rho=0.1)
         apply_schedules(optimizer, 1, lr=lr, rho=rho)
     assert optimizer.param_groups[0]["lr"] == 0.1, "nothing is written when the check fails"
+
+
+def test_after_rho_is_zero_through_its_start_epoch():
+    rho = build_rho_schedule("after", rho=0.8, start=160)
+    assert [rho(e) for e in (1, 160, 161, 200)] == [0.0, 0.0, 0.8, 0.8]
+
+
+def test_cosine_stepped_first_trains_each_epoch_at_the_next_epochs_value():
+    ours, stepped = (build_lr_schedule("cosine", base_lr=0.01, epochs=200, stepped_first=first) for first in (False, True))
+    assert [stepped(e) for e in (1, 100, 199)] == pytest.approx([ours(e + 1) for e in (1, 100, 199)])
+    assert stepped(200) == 0.0 and stepped(1) == pytest.approx(0.005 * (1 + math.cos(math.pi / 200)))
