@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from tailsam.cli import main
 from tailsam.data import longtail_counts, select_longtail
@@ -123,3 +124,28 @@ def test_glmc_choice_without_replacement_picks_the_ldam_protocol_subset_of_its_s
     glmc = [np.flatnonzero(labels == c)[rng.choice(50, n, replace=False)] for c, n in enumerate(split.counts)]
     assert split.counts == (50, 23, 10, 5)
     assert split.indices.tolist() == np.concatenate(glmc).tolist()
+
+
+def test_first_n_keeps_each_classes_first_images_in_file_order(balanced_labels):
+    split = select_longtail(balanced_labels, 10, ratio=10, seed=5, shuffle=False, n_max=50)
+    expected = np.concatenate([np.flatnonzero(balanced_labels == c)[:n] for c, n in enumerate(split.counts)])
+    np.testing.assert_array_equal(split.indices, expected)
+
+
+def test_a_selection_of_blank_images_is_refused_with_the_seed_that_has_pixels(tmp_path):
+    from tailsam.config import apply_overrides
+    from tailsam.data import build_data
+    from tailsam.recipes import get_recipe
+
+    rng = np.random.RandomState(0)
+    labels = np.repeat(np.arange(10), 20)
+    x_train = rng.randint(1, 256, (200, 32, 32, 3)).astype(np.uint8)
+    keep = select_longtail(labels, 10, ratio=10, seed=0).indices
+    x_train[np.setdiff1d(np.arange(200), keep)] = 0   # as ../shared/data: pixels for data seed 0 only
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=labels,
+             x_test=rng.randint(0, 256, (20, 32, 32, 3)).astype(np.uint8), y_test=np.repeat(np.arange(10), 2))
+    config = apply_overrides(get_recipe("cifar10-ce"), [f"data.root={tmp_path}", "data.ratio=10"])
+    assert build_data(config, torch.device("cpu")).counts[0] == 20
+    for other in (["data.seed=1"], ["data.protocol=first-n"]):
+        with pytest.raises(DataError, match=r"selected cifar10 training images are blank .* data.seed=0"):
+            build_data(apply_overrides(config, other), torch.device("cpu"))

@@ -42,7 +42,7 @@ class DataConfig:
     profile: str = "exp"              # long-tail profile: exp | step
     ratio: float = 100.0              # imbalance ratio n_max / n_min (1 = balanced)
     seed: int = 0                     # data seed of the selection protocol
-    protocol: str = "ldam"            # whose normalisation: ldam (the default) | glmc (with seed 3407: GLMC's subset)
+    protocol: str = "ldam"            # ldam (the default) | glmc (its normalisation; seed 3407: its subset) | first-n
     n_max: int | None = None          # images of the largest class (None: the dataset's per-class size)
     test_per_class: int | None = None  # keep at most this many test images per class (smoke runs)
     sampler: str = "instance"         # instance | class-balanced | sqrt

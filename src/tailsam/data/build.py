@@ -27,7 +27,9 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
     d = config.data
     data = load_dataset(d.dataset, d.root, download=d.download)
     split = select_longtail(data.y_train, data.num_classes, profile=d.profile, ratio=d.ratio, seed=d.seed,
-                            n_max=d.n_max)
+                            n_max=d.n_max, shuffle=d.protocol != "first-n")
+    train_images = data.x_train[split.indices]
+    _refuse_blank_images(train_images, d.dataset)
     test_index = np.arange(len(data.y_test))
     if d.test_per_class is not None:  # the first k test images of each class, in stored order
         test_index = np.concatenate([np.flatnonzero(data.y_test == c)[:d.test_per_class]
@@ -39,7 +41,7 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
                         "every class needs test images")
     mean, std = info.stats(d.protocol)
     loader_args = dict(mean=mean, std=std, device=device, channels_last=config.train.channels_last)
-    train = DeviceLoader(data.x_train[split.indices], data.y_train[split.indices],
+    train = DeviceLoader(train_images, data.y_train[split.indices],
                          batch_size=config.optim.batch_size, sampler=d.sampler, augment=info.augment,
                          seed=config.train.seed, rank=rank, world_size=world_size, **loader_args)
     if len(test_index) < world_size:
@@ -55,3 +57,16 @@ def build_data(config: Config, device: torch.device, *, rank: int = 0, world_siz
     }
     return RunData(train, test, list(split.counts), data.image_shape[2], summary)
 
+
+# Real photographs are never all zeros; a copy of a dataset cut down to some subsets' pixels (such as
+# ../shared/data, which keeps data seed 0's) has zeros everywhere else. Training on those would waste a run.
+BLANK_SHARE_REFUSED = 0.01
+
+
+def _refuse_blank_images(images: np.ndarray, dataset: str) -> None:
+    """DataError when more than 1% of the selected training images are all zeros."""
+    blank = int((~images.reshape(len(images), -1).any(axis=1)).sum())
+    if blank > BLANK_SHARE_REFUSED * len(images):
+        raise DataError(f"{blank} of the {len(images)} selected {dataset} training images are blank (all zeros): "
+                        "this copy keeps pixels only for some subsets; use the data seed and protocol it was cut "
+                        "for (../shared/data: data.seed=0, data.protocol=ldam) or the full dataset")

@@ -27,7 +27,8 @@ from tailsam.errors import ConfigError, DataError
 
 PROFILES = ("exp", "step")
 # data.protocol: whose normalisation to use; with its seed (GLMC: data.seed=3407) also whose subset.
-PROTOCOLS = ("ldam", "glmc")
+# first-n (ImbSAM's and SSE-SAM's code): each class's first n_c images in file order, no shuffle.
+PROTOCOLS = ("ldam", "glmc", "first-n")
 
 
 def longtail_counts(n_max: int, num_classes: int, profile: str = "exp", ratio: float = 100.0) -> list[int]:
@@ -68,11 +69,12 @@ def indices_sha256(indices: np.ndarray) -> str:
 
 
 def select_longtail(labels: np.ndarray, num_classes: int, *, profile: str = "exp", ratio: float = 100.0,
-                    seed: int = 0, n_max: int | None = None) -> LongTailSplit:
+                    seed: int = 0, n_max: int | None = None, shuffle: bool = True) -> LongTailSplit:
     """Pick a long-tailed subset of a labelled training set by the protocol above.
 
     `n_max` (images of the largest class) defaults to the smallest class's size,
     which for the balanced CIFAR training sets is the usual 5000 / 500.
+    `shuffle=False` keeps each class's first n_c images in file order (data.protocol=first-n; no seed).
     """
     labels = np.asarray(labels)
     available = np.bincount(labels, minlength=num_classes)
@@ -92,7 +94,8 @@ def select_longtail(labels: np.ndarray, num_classes: int, *, profile: str = "exp
     picks = []
     for c in range(num_classes):
         idx = np.where(labels == c)[0]
-        rng.shuffle(idx)
+        if shuffle:
+            rng.shuffle(idx)
         picks.append(idx[:counts[c]])
     indices = np.concatenate(picks).astype(np.int64)
     return LongTailSplit(tuple(counts), indices, profile, float(ratio), int(seed))
