@@ -72,7 +72,7 @@ CASES = [
     ("unknown model", lambda t, r: ["train", "digits-ce", "model.name=resnet9", "--out", str(t / "o")],
      "model.name must be one of"),
     ("unknown method", lambda t, r: ["train", "digits-ce", "method.name=nosuch", *TINY, "--out", str(t / "o")],
-     "unknown method 'nosuch'; choose one of: focal-sam, glmc, imbsam, paco, plain, sse-sam"),
+     "unknown method 'nosuch'; choose one of: cc-sam, focal-sam, glmc, imbsam, paco, plain, sse-sam"),
     ("unknown loss hyper-parameter", lambda t, r: ["train", "digits-ldam-drw", "loss.hparams.margin=1", *TINY,
                                                    "--out", str(t / "o")], "no hyper-parameter margin"),
     ("data missing, no network", lambda t, r: ["train", "cifar10-ce:smoke", "--data-root", str(t / "empty"),

@@ -14,6 +14,7 @@ from jpeg_fixture import write_imagenet_lt, write_split
 from tailsam.cli import main
 from tailsam.config import apply_overrides, check
 from tailsam.data import longtail_counts
+from tailsam.errors import ConfigError
 from tailsam.recipes import RECIPES, get_recipe
 from tailsam.recipes.cifar import RHO
 from tailsam.train import RunInterrupted, train
@@ -104,7 +105,29 @@ def smoke_roots(tmp_path_factory) -> dict[str, Path]:
             "imagenet-lt": write_imagenet_lt(root / "imagenet", [8, 6, 5, 4, 3, 3, 2, 2, 1, 1], [2] * 10)}
 
 
-@pytest.mark.parametrize("name", RECIPES.names())
+WITH_REFERENCE = [entry.name for entry in RECIPES if entry.info.reference is not None]
+
+
+def test_reference_variants_compose_with_smoke_and_are_refused_where_absent():
+    assert len(WITH_REFERENCE) == 8
+    reference = get_recipe("cifar100-imbsam:reference")
+    assert (reference.model.name, reference.data.protocol, reference.optim.lr_args) == (
+        "resnet34_cifar", "first-n", {"stepped_first": True})
+    assert get_recipe("cifar100-imbsam").model.name == "resnet32"
+    both = get_recipe("cifar100-imbsam:reference:smoke")
+    assert both.to_dict() == get_recipe("cifar100-imbsam:smoke:reference").to_dict() | {"recipe": both.recipe}
+    assert (both.data.protocol, both.train.epochs, both.model.name) == ("first-n", 6, "resnet8")
+    assert (get_recipe("cifar10-cc-sam:reference").model.name, get_recipe("cifar10-cc-sam:reference").data.seed) \
+        == ("resnet32_bbn", 42)
+    assert get_recipe("cifar10-focal-sam:reference").to_dict() == get_recipe("cifar10-focal-sam").to_dict() | {
+        "recipe": "cifar10-focal-sam:reference"}
+    with pytest.raises(ConfigError, match="has no :reference variant"):
+        get_recipe("cifar10-ldam-drw-sam:reference")
+    with pytest.raises(ConfigError, match="unknown or repeated recipe variant"):
+        get_recipe("cifar10-imbsam:smoke:smoke")
+
+
+@pytest.mark.parametrize("name", RECIPES.names() + [f"{name}:reference" for name in WITH_REFERENCE])
 def test_every_smoke_variant_takes_two_steps_on_a_tiny_backbone(name, smoke_roots, tmp_path):
     smoke = get_recipe(f"{name}:smoke")
     tiny = ["model.name=resnet8", "train.tensorboard=false", f"data.root={smoke_roots[smoke.data.dataset]}"]

@@ -5,6 +5,6 @@
 """
 
 from tailsam.recipes.registry import RECIPES, get_recipe, recipe_table, recipe_with_overrides
-from tailsam.recipes import cifar, digits, glmc, imagenet, paco  # noqa: F401  (registers the recipes)
+from tailsam.recipes import cifar, digits, glmc, imagenet, ltsam, paco  # noqa: F401  (registers the recipes)
 
 __all__ = ["RECIPES", "get_recipe", "recipe_table", "recipe_with_overrides"]

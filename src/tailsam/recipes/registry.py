@@ -1,9 +1,13 @@
-"""The recipe registry, the `@recipe` decorator, the `:smoke` variant rule and the listing `tailsam recipes` prints.
+"""The recipe registry, the `@recipe` decorator, the variant rules and the listing `tailsam recipes` prints.
 
 A recipe is a function returning a Config, registered under its own name with
 underscores as hyphens (`def cifar10_ldam_drw_sam()` is `cifar10-ldam-drw-sam`),
 so the name you grep is the definition; its docstring gives the command, the
 paper's figure and the runtime.
+
+Variants follow the name after colons and compose: `:smoke` (every recipe: seconds on a CPU) and
+`:reference` (recipes of methods published with another backbone, subset or schedule: the reference
+code's own setting, for parity with its numbers), e.g. `cifar100-imbsam:reference:smoke`.
 """
 
 from __future__ import annotations
@@ -23,34 +27,45 @@ from tailsam.registry import Registry
 class RecipeInfo:
     paper_top1: dict[float, float] = field(default_factory=dict)   # imbalance ratio -> the paper's top-1 %
     smoke: tuple[str, ...] = ()   # dotted overrides the :smoke variant applies on top of `smoke()`
+    reference: tuple[str, ...] | None = None   # dotted overrides of the :reference variant (None: none)
 
 
 RECIPES = Registry("recipe", RecipeInfo)
-SMOKE = "smoke"
+SMOKE, REFERENCE = "smoke", "reference"
 
 
 def recipe(*, paper_top1: dict[float, float] | None = None,
-           smoke_overrides: Callable[[Config], list[str]] | tuple[str, ...] = ()) -> Callable:
-    """Register the decorated function as a recipe named after it; `smoke_overrides` may derive from its Config."""
+           smoke_overrides: Callable[[Config], list[str]] | tuple[str, ...] = (),
+           reference: tuple[str, ...] | None = None) -> Callable:
+    """Register the decorated function as a recipe named after it; `smoke_overrides` may derive from its Config;
+    `reference` gives the overrides of its :reference variant."""
     def add(function: Callable[[], Config]) -> Callable[[], Config]:
         overrides = smoke_overrides(function()) if callable(smoke_overrides) else smoke_overrides
         RECIPES.register(function.__name__.replace("_", "-"), paper_top1=dict(paper_top1 or {}),
-                         smoke=tuple(overrides))(function)
+                         smoke=tuple(overrides), reference=reference)(function)
         return function
 
     return add
 
 
 def get_recipe(name: str) -> Config:
-    """The Config of recipe `name`, or of its smoke variant for `name:smoke`."""
-    base, _, variant = name.partition(":")
+    """The Config of recipe `name` with its variants (`name:reference`, `name:smoke`, both), in that order."""
+    base, *variants = name.split(":")
     entry = RECIPES.get(base)
+    unknown = sorted(set(variants) - {SMOKE, REFERENCE})
+    if unknown or len(set(variants)) != len(variants):
+        raise ConfigError(f"unknown or repeated recipe variant in {name!r}; variants: :{REFERENCE} "
+                          f"(some recipes) and :{SMOKE}")
     config = entry.builder()
+    if REFERENCE in variants:
+        if entry.info.reference is None:
+            with_reference = ", ".join(e.name for e in RECIPES if e.info.reference is not None)
+            raise ConfigError(f"recipe {base} has no :{REFERENCE} variant (it is tailsam's own setting); "
+                              f"these have one: {with_reference}")
+        config = apply_overrides(config, list(entry.info.reference))
     config.recipe = name
-    if variant == SMOKE:
+    if SMOKE in variants:
         return apply_overrides(smoke(config), list(entry.info.smoke))
-    if variant:
-        raise ConfigError(f"unknown recipe variant {variant!r} in {name!r}; the only variant is :{SMOKE}")
     return check(config)
 
 
@@ -65,7 +80,7 @@ def recipe_with_overrides(name: str, overrides: list[str]) -> tuple[Config, list
     """
     base = get_recipe(name)
     config = apply_overrides(base, overrides)
-    if ":" in name or config.train.epochs == base.train.epochs:
+    if SMOKE in name.split(":")[1:] or config.train.epochs == base.train.epochs:
         return config, []
     given = {item.partition("=")[0].strip() for item in overrides}
     old, new = base.train.epochs, config.train.epochs
@@ -115,7 +130,7 @@ def smoke(config: Config) -> Config:
 def recipe_table() -> str:
     """One line per recipe: name, what it trains (the method, or the loss of the plain method), SAM, the
     paper's top-1 by imbalance ratio."""
-    lines = [f"{'recipe':26s} {'dataset':11s} {'method / loss':14s} {'sam':13s} paper top-1 (ratio: %)"]
+    lines = [f"{'recipe':32s} {'dataset':11s} {'method / loss':14s} {'sam':13s} paper top-1 (ratio: %)"]
     for entry in RECIPES:
         config = entry.builder()
         loss = config.loss.name + ("+drw" if config.loss.weighting == "drw" else "")
@@ -125,9 +140,12 @@ def recipe_table() -> str:
         if config.sam.kind != "none" and config.sam.rho_schedule != "constant":
             sam = f"{config.sam.kind} {config.sam.rho_schedule}"
         paper = ", ".join(f"{ratio:g}: {top1}" for ratio, top1 in entry.info.paper_top1.items()) or "-"
-        lines.append(f"{entry.name:26s} {config.data.dataset:11s} {loss:14s} {sam:13s} {paper}")
+        name = entry.name + ("*" if entry.info.reference is not None else "")
+        lines.append(f"{name:32s} {config.data.dataset:11s} {loss:14s} {sam:13s} {paper}")
     lines.append("Append :smoke to any name for a run of seconds: CIFAR, 6 epochs of ResNet-8 on ~1,200 images "
                  "(ratio 10); the others 2 epochs on a few hundred.")
+    lines.append("* has a :reference variant: the method's own code's backbone, subset and schedule "
+                 "(cifar100-imbsam:reference); variants compose (cifar100-imbsam:reference:smoke).")
     lines.append("train.epochs=N moves a recipe's epoch milestones (DRW start, warm-up, lr decays, rho boundaries) "
                  "from m of E epochs to round(m * N / E), halves up, at least 1; milestones you set are kept.")
     return "\n".join(lines)
