@@ -146,5 +146,4 @@ MODELS.register(
     "resnet32_bbn", params=390_170, input_size=(3, 32, 32),
     paper="Zhou et al. 2020, BBN: the CIFAR ResNet-32 with a 4-block third stage, which CC-SAM trains "
           "(its two unused extra blocks are left out)",
-    cpu_bf16=True,
 )(partial(CifarResNet, 32, last_stage_blocks=4, kaiming_head=False))
