@@ -2,7 +2,7 @@
 CIFAR-100-LT ratio 100, through `tailsam sweep`, at the final epoch, mean and std over seeds.
 
     python benchmarks/ltsam_table.py --out runs/ltsam --seeds 0 1 2 --data-root ../shared/data
-    python benchmarks/ltsam_table.py --out runs/ltsam-dry --epochs 1 --data-root ../shared/data \\
+    python benchmarks/ltsam_table.py --out runs/ltsam-dry --epochs 1 --hessian --data-root ../shared/data \\
         -- data.n_max=500 data.test_per_class=50                      # the dry run: minutes on a CPU
 
 Two tables per dataset:
@@ -20,6 +20,7 @@ model (classes 0, 4 and 9). It writes OUT/ltsam_table.json and OUT/ltsam_table.m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import subprocess
@@ -33,6 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from tailsam.config import load_config  # noqa: E402  (after the path above)
+from tailsam.optim import apply_schedules  # noqa: E402
 from tailsam.run.build import build_training  # noqa: E402
 from tailsam.run.precision import cpu_description  # noqa: E402
 from tailsam.run.processes import Processes  # noqa: E402
@@ -48,6 +50,7 @@ TABLES = {
                  ("SSE-SAM", "sse-sam", LDAM_DRW), ("Focal-SAM", "focal-sam", LDAM_DRW)],
 }
 GROUPS = ("top1", "many", "medium", "few")
+HESSIAN = "hessian-ltsam"   # the analysis folder inside each row's first run
 
 
 def main() -> None:
@@ -59,7 +62,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="train.epochs for every run, milestones moved (a dry run)")
     parser.add_argument("--time-steps", type=int, default=10, help="timed steps per row (0: no timing)")
-    parser.add_argument("--hessian", action="store_true", help="tailsam hessian on each row's first seed")
+    parser.add_argument("--hessian", action="store_true",
+                        help="tailsam hessian on each row's first seed (without it, an earlier analysis is read)")
     parser.add_argument("--hessian-images", type=int, default=128)
     parser.add_argument("--hessian-steps", type=int, default=40)
     parser.add_argument("overrides", nargs="*", help="after --: dotted overrides for every run")
@@ -103,12 +107,18 @@ def run_row(args, dataset: str, table: str, label: str, recipe: str, overrides: 
     config = load_config(first_run / "config.json")
     row.update(passes_and_speed(config, args.time_steps))
     if args.hessian and (first_run / "final.json").exists():
-        row["spectra"] = spectra(first_run, args)
+        analyse(first_run, args)
+    if (first_run / HESSIAN / "results.json").exists():   # this command's, or an earlier one's
+        classes = json.loads((first_run / HESSIAN / "results.json").read_text())["classes"]
+        row["spectra"] = {str(c["class_id"]): {"lambda_min": c["lambda_min"], "lambda_max": c["lambda_max"],
+                                               "ratio": c["eigenvalue_ratio"]} for c in classes}
     return row
 
 
 def passes_and_speed(config, steps: int) -> dict:
-    """Backbone forwards and backwards per step (hooks on the first convolution) and images/s over `steps`."""
+    """Backbone forwards and backwards per step (hooks on the first convolution) and images/s over `steps`
+    steps of the first epoch, on the full long-tailed training set (a dry run's data.n_max lifted)."""
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, n_max=None))
     processes = Processes()
     training = build_training(config, processes.on(process_device(config.train.device, processes)))
     method = training.method
@@ -116,6 +126,7 @@ def passes_and_speed(config, steps: int) -> dict:
     counts = {"forward": 0, "backward": 0}
     conv.register_forward_hook(lambda *_: counts.__setitem__("forward", counts["forward"] + 1))
     conv.weight.register_hook(lambda grad: counts.__setitem__("backward", counts["backward"] + 1))
+    apply_schedules(training.optimizer, 1, lr=training.lr_schedule, rho=training.rho_schedule)
     method.start_epoch(1)
     batches = iter(method.batches)
     method.step(next(batches))   # untimed: the first step allocates
@@ -130,20 +141,21 @@ def passes_and_speed(config, steps: int) -> dict:
             "images_per_s": round(images / seconds, 1)}
 
 
-def spectra(run: Path, args) -> dict:
-    """lambda_min / lambda_max of classes 0, 4 and 9 of the run's final model, by `tailsam hessian`."""
-    out = subprocess.run(
+def analyse(run: Path, args) -> None:
+    """`tailsam hessian` of classes 0, 4 and 9 of the run's final model, into RUN/hessian-ltsam."""
+    subprocess.run(
         [sys.executable, "-m", "tailsam", "hessian", str(run), "--classes", "0", "4", "9", "--max-images",
          str(args.hessian_images), "--steps", str(args.hessian_steps), "--data-root", args.data_root,
-         "--out", str(run / "hessian-ltsam"), "--force", "--json"], capture_output=True, text=True, check=True)
-    return {str(c["class_id"]): {"lambda_min": c["lambda_min"], "lambda_max": c["lambda_max"],
-                                 "ratio": c["eigenvalue_ratio"]} for c in json.loads(out.stdout)["classes"]}
+         "--out", str(run / HESSIAN), "--force"], stdout=subprocess.DEVNULL, check=True)
 
 
 def markdown(result: dict) -> str:
     lines = [f"CPU: {result['cpu']}; GPU: {result['gpu']}; torch {result['torch']}, {result['threads']} threads; "
              f"seeds {result['seeds']}; epochs {result['epochs'] or 'the recipes'}; overrides {result['overrides']}",
-             "Final-epoch test top-1 and many/medium/few (%, mean ± sample std over seeds).", ""]
+             "Final-epoch test top-1 and many/medium/few (%, mean ± sample std over seeds). Passes through the "
+             "backbone and images/s are of epoch 1's steps, on the full long-tailed training set: SAM after DRW "
+             "costs SAM's after DRW switches on, SSE-SAM drops one pass when its head radius goes off, CC-SAM's "
+             "stage 2 runs no backbone backward.", ""]
     for (dataset, table), rows in _grouped(result["rows"]).items():
         lines += [f"### {dataset}, {table}", "",
                   "| variant | recipe | top-1 | many | medium | few | fwd/bwd per step | images/s | vs SGD | "
