@@ -16,13 +16,17 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 
 from browser import find_chromium, render
 from html_page import parse
 from tailsam.cli import main
-from tailsam.recipes import recipe_with_overrides
+from tailsam.config import apply_overrides
+from tailsam.recipes import get_recipe, recipe_with_overrides
 from tailsam.report import write_report, write_spectra
+from tailsam.report.headline import paper_top1
 from tailsam.run import analyze_checkpoint, hessian_dir
 from tailsam.train import train
 
@@ -94,7 +98,8 @@ def test_a_runs_page_holds_final_json_numbers_and_every_section_with_data(made, 
 
 def test_two_runs_side_by_side_say_which_did_better_on_the_tail_before_any_figure(made):
     report, page = made.pair_report, parse(made.pair_report.path.read_text())
-    assert report.sections[:len(FIGURES) + 1] == ["headline", *FIGURES]
+    assert report.sections == [n.attrs["id"] for n in page.find("section")]
+    assert report.sections == ["headline", *FIGURES, "config", "environment"]
     few = {label: final(run)["group_accuracy"]["few"] for label, run in zip(LABELS, made.pair)}
     verdict = page.text(page.one(attrs={"id": "verdict"}))
     better, other = sorted(LABELS, key=few.get, reverse=True)
@@ -169,6 +174,59 @@ def test_sections_without_data_are_left_out_and_listed(made, tmp_path):
     assert cell(page, "digits-ldam-drw", "top1") == f"{final(run)['top1']:.2f}"
 
 
+def test_the_papers_figure_stands_beside_a_recipe_that_has_one(made, tmp_path):
+    run = copy_run(made.pair[1], tmp_path / "c10")
+    config = json.loads((run / "config.json").read_text())   # as a CIFAR-10-LT ratio-100 run records itself
+    config["recipe"], config["data"]["dataset"], config["data"]["ratio"] = "cifar10-ldam-drw-sam", "cifar10", 100.0
+    (run / "config.json").write_text(json.dumps(config))
+    page = parse(write_report([run]).path.read_text())
+    assert cell(page, "cifar10-ldam-drw-sam", "paper") == "81.90"   # RECIPES' paper_top1 at ratio 100
+    assert cell(page, "cifar10-ldam-drw-sam", "top1") == f"{final(run)['top1']:.2f}"   # its own, beside it
+    assert not parse(made.pair_report.path.read_text()).find("td", {"data-metric": "paper"})   # digits: none
+
+
+def test_no_papers_figure_for_a_smoke_variant_or_another_ratio():
+    assert paper_top1(get_recipe("cifar10-ldam-drw-sam")) == 81.9
+    assert paper_top1(apply_overrides(get_recipe("cifar10-ldam-drw-sam"), ["data.ratio=10"])) == 89.4
+    assert paper_top1(apply_overrides(get_recipe("cifar10-ldam-drw-sam"), ["data.ratio=50"])) is None
+    assert paper_top1(get_recipe("cifar10-ldam-drw-sam:smoke")) is None
+    assert paper_top1(get_recipe("digits-ldam-drw-sam")) is None
+    assert paper_top1(get_recipe("imagenet-lt-ldam-drw-sam")) == 53.1   # keyed by its split's ratio, 256
+
+
+def test_a_thousand_classes_are_binned_by_size_and_their_confusion_shown_in_blocks(tmp_path):
+    """A run directory as an ImageNet-LT run writes it, made from a confusion matrix rather than trained."""
+    from tailsam.config import save_config
+    from tailsam.eval import summarize
+
+    run, classes = tmp_path / "inlt", 1000
+    counts = [int(1280 * (5 / 1280) ** (c / (classes - 1))) for c in range(classes)]
+    rng = np.random.default_rng(0)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    for c, count in enumerate(counts):   # 20 test images a class, right more often the more it trained on
+        right = rng.binomial(20, 0.2 + 0.7 * np.log(count / 5) / np.log(256))
+        confusion[c, c], confusion[c, rng.integers(0, 50)] = right, 20 - right
+    run.mkdir()
+    save_config(get_recipe("imagenet-lt-ldam-drw-sam"), run / "config.json")
+    records = [{"epoch": e, "lr": 0.1, "test": summarize(torch.from_numpy(confusion), counts).to_dict(
+        include_confusion=e == 90)} for e in (45, 90)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    last = records[-1]["test"]
+    (run / "final.json").write_text(json.dumps({
+        "epoch": 90, "top1": last["top1"], "group_accuracy": last["group_accuracy"], "per_class": last["per_class"],
+        "train_counts": counts, "precision": "bf16", "best_epoch_on_test_set": None}))
+    report = write_report([run])
+    page = parse(report.path.read_text())
+    assert report.sections == ["headline", "per-class", "learning-curves", "confusion", "config", "environment",
+                               "absent"]
+    assert cell(page, "imagenet-lt-ldam-drw-sam", "top1") == f"{last['top1']:.2f}"
+    assert cell(page, "imagenet-lt-ldam-drw-sam", "paper") == "53.10"
+    assert not page.find(attrs={"id": "per-class-table"})   # 1000 rows: the figure only
+    assert "Each dot is a class, the line their mean" in page.text(page.one("section", {"id": "per-class"}))
+    blocks = [n for n in page.find("image") if page.section_of(n) == "confusion"]
+    assert blocks, "the confusion matrix is an embedded image of 100 x 100 blocks"
+
+
 def test_an_unfinished_run_is_reported_as_it_stands_and_exits_2(made, tmp_path, capsys):
     run = copy_run(made.sweep / "digits-ldam-drw-sam" / "seed1", tmp_path / "unfinished")
     (run / "final.json").unlink()
@@ -192,6 +250,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
     config = json.loads((other / "config.json").read_text())
     config["data"]["dataset"] = "cifar10"
     (other / "config.json").write_text(json.dumps(config))
+    fresh = copy_run(made.pair[0], tmp_path / "fresh")   # created, never evaluated
+    (fresh / "final.json").unlink()
+    (fresh / "metrics.jsonl").unlink()
     stray = tmp_path / "stray"
     stray.mkdir()
     (stray / "notes.txt").write_text("not a run")
@@ -200,6 +261,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
         (tmp_path / "missing",): f"{tmp_path / 'missing'}: no such folder",
         (made.pair[0], other): "cannot compare runs of different datasets",
         (made.pair[0], made.pair[0]): "is given twice",
+        (fresh,): f"{fresh} has no evaluated epoch yet",
         (made.pair[0], "--out", tmp_path): "is a folder; give the file to write",
     }
     before = sorted(p.name for p in tmp_path.rglob("*"))

@@ -15,9 +15,9 @@ from typing import Sequence
 import numpy as np
 
 from tailsam.hessian import smooth_quadrature
+from tailsam.report.drawing import LINE_STYLES, MARKERS, colour, legend_above, mark_drw, svg
 from tailsam.report.plots import DensityCurve, draw_densities, draw_ratio_vs_count, finish_ratio_axes
 from tailsam.report.sources import Entry, RunRecord
-from tailsam.report.drawing import LINE_STYLES, MARKERS, colour, legend_above, mark_drw, svg
 
 
 def analysed(entries: Sequence[Entry]) -> list[tuple[int, str, RunRecord]]:

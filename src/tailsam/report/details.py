@@ -65,7 +65,7 @@ class Environment:
 
     shared: dict[str, str]          # ENVIRONMENT key -> the value every run has
     differing: list[str]            # the ENVIRONMENT keys whose values differ between runs
-    rows: list[dict[str, str]]      # per run: "run", the differing keys, "wall", "speed"
+    rows: list[dict[str, str]]      # per run: "run", the differing keys ("-" where unknown), "wall", "speed"
 
 
 # What env.json and final.json tell about a run, with the words the page uses for each.
@@ -86,13 +86,15 @@ def environment(entries: Sequence[Entry]) -> Environment | None:
                              else f"{final['train_images_per_s']:,.0f}"})
     if not runs:
         return None
-    shared = {key: runs[0][key] for key in ENVIRONMENT if all(run[key] == runs[0][key] for run in runs)}
-    differing = [key for key in ENVIRONMENT if key not in shared]
-    return Environment(shared, differing, [{key: run[key] for key in ("run", *differing, "wall", "speed")}
-                                           for run in runs])
+    known = [key for key in ENVIRONMENT if any(run[key] is not None for run in runs)]   # env.json may be gone
+    shared = {key: runs[0][key] for key in known if all(run[key] == runs[0][key] for run in runs)}
+    differing = [key for key in known if key not in shared]
+    return Environment(shared, differing, [{key: "-" if run[key] is None else run[key]
+                                            for key in ("run", *differing, "wall", "speed")} for run in runs])
 
 
-def _environment(env: dict, final: dict) -> dict[str, str]:
+def _environment(env: dict, final: dict) -> dict[str, str | None]:
+    """The ENVIRONMENT values of one run; None for what its files do not say."""
     cpu = env.get("cpu") or {}
     if env.get("gpu"):
         device = env["gpu"]
@@ -100,14 +102,14 @@ def _environment(env: dict, final: dict) -> dict[str, str]:
         threads = env.get("threads")
         device = f"CPU {cpu.get('model', '')}".strip() + (f", {threads} thread{'s' * (threads > 1)}" if threads else "")
     else:
-        device = env.get("device", "?")
-    if env.get("processes", 1) > 1:
+        device = env.get("device")
+    if device is not None and env.get("processes", 1) > 1:
         device += f", {env['processes']} processes"
     return {
         "device": device,
-        "precision": final.get("precision") or env.get("precision") or "?",
-        "versions": ", ".join(f"{name} {env[name]}" for name in ("tailsam", "torch", "python") if name in env) or "?",
-        "revision": (env.get("git_revision") or "")[:10] or "-",
+        "precision": final.get("precision") or env.get("precision"),
+        "versions": ", ".join(f"{name} {env[name]}" for name in ("tailsam", "torch", "python") if name in env) or None,
+        "revision": (env.get("git_revision") or "")[:10] or None,
     }
 
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from tailsam.config import Config
 from tailsam.eval import SHOT_GROUPS
+from tailsam.report.drawing import colour, legend_above, mark_drw, svg
 from tailsam.report.plots import class_axis, count_axis
 from tailsam.report.sources import Entry, RunRecord
-from tailsam.report.drawing import colour, legend_above, mark_drw, svg
 from tailsam.run.build import build_schedules
 
 # Above this many classes, per-class points are drawn small and summarised by their mean in bins of class size.
@@ -76,7 +76,7 @@ def learning_curves(entries: Sequence[Entry]) -> str | None:
         return None
     # Top-1 and many/medium/few; the tail third stands in for an empty few group (e.g. CIFAR-10 at ratio 10).
     groups = [g for g in (*SHOT_GROUPS, "tail") if any(_has_group(runs, g) for _, _, runs in curves)]
-    panels = ["top1", *(groups if "few" not in groups else groups[:-1])]
+    panels = ["top1", *(g for g in groups if g != "tail" or "few" not in groups)]
     rows = (len(panels) + 1) // 2
     figure = Figure(figsize=(10, 2.9 * rows + 2.2), layout="constrained")
     grid = figure.add_gridspec(rows + 1, 2, height_ratios=[1] * rows + [0.75])
@@ -96,7 +96,7 @@ def learning_curves(entries: Sequence[Entry]) -> str | None:
                      fontweight="bold")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
-        lowest = min(min(line.get_ydata()) for line in ax.get_lines())
+        lowest = min((min(line.get_ydata()) for line in ax.get_lines()), default=100)
         ax.set_ylim(min(lowest - 2, 90), 101)   # at least 10 points tall: one test image is not a cliff
         ax.grid(alpha=0.25)
     _schedules(schedule_axes, [(i, entry.runs[0].config) for i, entry, _ in curves])
@@ -133,7 +133,7 @@ def confusion_matrices(entries: Sequence[Entry], class_names: Sequence[str] | No
         rates = _row_normalised(matrix[np.ix_(order, order)])
         blocks = len(order) > CONFUSION_BLOCKS
         if blocks:
-            rates = _block_mean(rates, CONFUSION_BLOCKS)
+            rates = _blocks(rates, CONFUSION_BLOCKS)
         image = ax.imshow(rates, cmap="Blues", norm=norm, interpolation="nearest")
         ax.set_title(entry.label, fontsize=10)
         if not blocks and len(order) <= 20:
@@ -235,7 +235,7 @@ def _row_normalised(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
 
 
-def _block_mean(rates: np.ndarray, blocks: int) -> np.ndarray:
+def _blocks(rates: np.ndarray, blocks: int) -> np.ndarray:
     """Row-normalised `rates` in blocks x blocks groups of consecutive classes: each block row is the mean of
     its classes' rows, each block column the sum of its classes' columns, so block rows still sum to 1."""
     edges = np.linspace(0, len(rates), blocks + 1).astype(int)

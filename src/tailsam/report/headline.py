@@ -81,14 +81,21 @@ def headline(entries: Sequence[Entry]) -> list[Row]:
 
 
 def paper_top1(config: Config) -> float | None:
-    """The paper's top-1 for the run's recipe at its dataset and imbalance ratio (never for a :smoke variant)."""
+    """The paper's top-1 for the run's recipe at its dataset and imbalance ratio (never for a :smoke variant).
+
+    A recipe with one paper figure and the recipe's own ratio gets that figure
+    whatever its key: ImageNet-LT's 256 is its split's ratio, not data.ratio.
+    """
     name, _, variant = config.recipe.partition(":")
     if variant or name not in RECIPES:
         return None
     entry = RECIPES.get(name)
-    if entry.builder().data.dataset != config.data.dataset:
+    recipe, paper = entry.builder(), entry.info.paper_top1
+    if recipe.data.dataset != config.data.dataset:
         return None
-    return entry.info.paper_top1.get(config.data.ratio)
+    if len(paper) == 1 and config.data.ratio == recipe.data.ratio:
+        return next(iter(paper.values()))
+    return paper.get(config.data.ratio)
 
 
 def tail_group(rows: Sequence[Row]) -> str:
@@ -110,7 +117,7 @@ def verdict(rows: Sequence[Row], config: Config) -> str:
         top = "many" if row.values.get("many") is not None else "head"
         gap = row.values[top].mean - row.values[group].mean
         side = "below" if gap >= 0 else "above"
-        return (f"{row.label}: the {what} reach {_pct(row.values[group])}, {abs(gap):.2f} points {side} the "
+        return (f"{row.label}: the {what} reaches {_pct(row.values[group])}, {abs(gap):.2f} points {side} the "
                 f"{_group_words(top, row, config)} ({_pct(row.values[top])}{'; ' + notes if notes else ''}).")
     ranked = sorted(rows, key=lambda row: row.values[group].mean, reverse=True)
     best, runner_up = ranked[0], ranked[1]

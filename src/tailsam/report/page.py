@@ -40,7 +40,8 @@ class Section:
 
 @dataclass(frozen=True)
 class Report:
-    """What `write_report` wrote: the page, its entries, the ids of its sections in page order."""
+    """What `write_report` wrote: the page, its entries, the ids of its <section>s in page order, and the runs
+    without final.json."""
 
     path: Path
     entries: list[Entry]
@@ -80,8 +81,9 @@ def write_report(paths: Sequence[str | Path], *, out: str | Path | None = None,
     context = _context(entries)
     html = _template().render(**context)
     atomic_write(out, lambda f: f.write(html.encode()))
-    return Report(out, entries, ["headline", *(s.id for s in context["sections"]), *context["tables"]],
-                  [run for entry in entries for run in entry.runs if not run.finished])
+    sections = ["headline", *(s.id for s in context["sections"]), "config",
+                *(["environment"] if "environment" in context["tables"] else []), *(["absent"] if context["absent"] else [])]
+    return Report(out, entries, sections, [run for entry in entries for run in entry.runs if not run.finished])
 
 
 def _context(entries: list[Entry]) -> dict:
@@ -135,7 +137,8 @@ def _sections(entries: list[Entry], class_names: list[str] | None) -> list[Secti
             "per-class", "Per-class accuracy by class size",
             "Final-epoch test accuracy of each class against its training images (log scale); the dotted lines "
             "separate the few, medium and many groups. An entry of several seeds shows their mean and the sample "
-            "standard deviation.", per_class),
+            "standard deviation." + (" Each dot is a class, the line their mean over classes of similar size."
+                                     if _classes(entries) > figures.MANY_CLASSES else ""), per_class),
         curves and Section(
             "learning-curves", "Learning curves",
             "Test accuracy at each evaluated epoch: overall and per class group. Below: the learning rate (solid, "
@@ -144,8 +147,8 @@ def _sections(entries: list[Entry], class_names: list[str] | None) -> list[Secti
         densities and Section(
             "densities", "Per-class Hessian spectral densities",
             "Each class's spectral density (stochastic Lanczos quadrature, log scale), coloured by class size: "
-            "left against the eigenvalue, right against eigenvalue / lambda_max of the class, where a saddle "
-            "shows as mass left of 0.", densities),
+            "left against the eigenvalue, a triangle marking each class's lambda_max; right against eigenvalue / "
+            "lambda_max of the class, where a saddle shows as mass left of 0.", densities),
         tracked and Section(
             "tracked", "Curvature during training",
             "lambda_min / lambda_max of the classes analysed while training (hessian.every), at each analysed "
@@ -156,6 +159,10 @@ def _sections(entries: list[Entry], class_names: list[str] | None) -> list[Secti
             "class, classes ordered by training images (largest first); several seeds are summed first.",
             confusion),
     ]
+
+
+def _classes(entries: list[Entry]) -> int:
+    return max(len(run.counts or []) for entry in entries for run in entry.runs)
 
 
 def _problems(entries: list[Entry]) -> list[str]:

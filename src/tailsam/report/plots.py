@@ -56,9 +56,10 @@ def plot_densities(
 ) -> Path:
     """Each class's Gaussian-smoothed spectral density, log scale, coloured by training count.
 
-    Left: against the eigenvalue. Right: against eigenvalue / lambda_max of
-    the class, where a saddle shows as mass reaching left of 0 and the curve's
-    left end is lambda_min / lambda_max. Returns the PNG's path.
+    Left: against the eigenvalue, a triangle at each class's lambda_max. Right:
+    against eigenvalue / lambda_max of the class, where a saddle shows as mass
+    reaching left of 0 and the curve's left end is lambda_min / lambda_max.
+    Returns the PNG's path.
     """
     from matplotlib.figure import Figure
 
@@ -86,6 +87,10 @@ def draw_densities(raw_axes, scaled_axes, curves: Sequence[DensityCurve], *, leg
         colour = cmap(norm(curve.count))
         raw_axes.plot(curve.grid, curve.density, color=colour, label=f"class {curve.class_id} ({curve.count})",
                       linewidth=1.2)
+        # The density at a class's lambda_max is often decades below the bulk's peak and off the axes:
+        # a triangle on the floor shows where it is, and why the eigenvalue axis reaches that far.
+        raw_axes.plot([curve.lambda_max], [0.03], marker="^", markersize=6, color=colour, linestyle="none",
+                      transform=raw_axes.get_xaxis_transform())
         peaks[raw_axes] = max(peaks[raw_axes], float(curve.density.max()))
         if curve.lambda_max > 0:
             # The density of t / lambda_max is lambda_max * density(t).
