@@ -39,7 +39,8 @@ def mark_drw(axes: Sequence, configs: Sequence[Config]) -> tuple[list, list[str]
     from matplotlib.lines import Line2D
 
     style = {"color": "0.45", "linewidth": 1, "linestyle": "--"}
-    switches = sorted({c.loss.drw_start for c in configs if c.loss.weighting == "drw" and c.loss.drw_start < c.train.epochs})
+    switches = sorted({c.loss.drw_start for c in configs
+                       if c.loss.weighting == "drw" and c.loss.drw_start < c.train.epochs})
     for ax in axes:
         for epoch in switches:
             ax.axvline(epoch + 0.5, **style)
@@ -48,6 +49,8 @@ def mark_drw(axes: Sequence, configs: Sequence[Config]) -> tuple[list, list[str]
 
 def legend_above(figure, handles: list, labels: list) -> None:
     """The figure's legend in rows above its axes, where it covers no data, as many columns as fit its width."""
+    if not labels:
+        return
     # An item is about 0.075 inch per character of its label at font size 10, plus its line sample and gaps.
     item = 0.075 * max(map(len, labels), default=0) + 0.8
     fit = max(1, min(len(labels), int(figure.get_figwidth() * 0.95 // item)))

@@ -100,7 +100,8 @@ def learning_curves(entries: Sequence[Entry]) -> str | None:
         ax.set_ylim(min(lowest - 2, 90), 101)   # at least 10 points tall: one test image is not a cliff
         ax.grid(alpha=0.25)
     _schedules(schedule_axes, [(i, entry.runs[0].config) for i, entry, _ in curves])
-    drw_handles, drw_labels = mark_drw([*axes.values(), schedule_axes], [entry.runs[0].config for _, entry, _ in curves])
+    drw_handles, drw_labels = mark_drw([*axes.values(), schedule_axes],
+                                       [entry.runs[0].config for _, entry, _ in curves])
     last = max(entry.runs[0].config.train.epochs for _, entry, _ in curves)
     for ax in [*axes.values(), schedule_axes]:
         ax.set_xlim(0, last + 1)   # every panel on the schedule's epochs, so the DRW line lines up

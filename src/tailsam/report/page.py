@@ -82,7 +82,8 @@ def write_report(paths: Sequence[str | Path], *, out: str | Path | None = None,
     html = _template().render(**context)
     atomic_write(out, lambda f: f.write(html.encode()))
     sections = ["headline", *(s.id for s in context["sections"]), "config",
-                *(["environment"] if "environment" in context["tables"] else []), *(["absent"] if context["absent"] else [])]
+                *(["environment"] if "environment" in context["tables"] else []),
+                *(["absent"] if context["absent"] else [])]
     return Report(out, entries, sections, [run for entry in entries for run in entry.runs if not run.finished])
 
 
@@ -110,7 +111,7 @@ def _context(entries: list[Entry]) -> dict:
         "ratio_settings": {summary.settings for summary in ratios},
         "tables": {name: table for name, table in tables.items() if table},
         "config_json": json.dumps(first.config.to_dict(), indent=1),
-        "config_of": first.root,
+        "config_of": first.root.resolve(),
         "sources": [str(run.root.resolve()) for entry in entries for run in entry.runs],
         "absent": _absent(entries, sections, tables),
         "environment_words": details.ENVIRONMENT,
