@@ -86,7 +86,9 @@ def densities(entries: Sequence[Entry]) -> str | None:
     """Each analysed run's per-class densities: against the eigenvalue, and against eigenvalue / lambda_max."""
     from matplotlib.figure import Figure
 
-    runs = analysed(entries)
+    # A results.json keeps each class's quadrature nodes and weights (`spectrum_record`); without them, no curve.
+    runs = [(i, label, run) for i, label, run in analysed(entries)
+            if all("density" in record for record in run.spectra["classes"])]
     if not runs:
         return None
     figure = Figure(figsize=(11, 3.3 * len(runs) + 0.3), layout="constrained")
