@@ -80,6 +80,16 @@ def test_table_is_mean_and_sample_std_of_the_runs(swept):
             assert f"OMP_NUM_THREADS={threads} " in (run / "train.log").read_text()
 
 
+def test_the_sweep_ends_with_its_report_page(swept):
+    out, code, stdout = swept
+    assert code == 0
+    assert stdout.splitlines()[-1] == f"report: {out / 'report.html'}"
+    page = (out / "report.html").read_text()
+    for recipe in RECIPES:   # one headline row per recipe, its two seeds' mean ± std (tests/test_report.py)
+        top1 = [json.loads((out / recipe / f"seed{s}" / "final.json").read_text())["top1"] for s in SEEDS]
+        assert f'data-entry="{recipe}" data-metric="top1">{statistics.mean(top1):.2f}' in page
+
+
 def test_rerun_reuses_finished_runs(swept, capsys):
     out, code, _ = swept
     assert code == 0
@@ -90,8 +100,9 @@ def test_rerun_reuses_finished_runs(swept, capsys):
     progress = [line for line in printed.splitlines() if line.startswith("[")]
     assert len(progress) == len(RECIPES) * len(SEEDS) and all("finished earlier" in line for line in progress)
     after = files_state(out)
-    assert {k: v for k, v in after.items() if not k.startswith("summary")} == \
-        {k: v for k, v in before.items() if not k.startswith("summary")}   # no run touched, no log line added
+    rewritten = ("summary", "report.html")   # the sweep's own files are written again; no run's
+    assert {k: v for k, v in after.items() if not k.startswith(rewritten)} == \
+        {k: v for k, v in before.items() if not k.startswith(rewritten)}   # no run touched, no log line added
     assert json.loads((out / "summary.json").read_text())["recipes"] == summary["recipes"]
 
 

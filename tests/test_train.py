@@ -150,6 +150,12 @@ def test_demo_trains_both_runs_and_prints_them_side_by_side(tmp_path, capsys):
     for recipe in ("digits-ldam-drw", "digits-ldam-drw-sam"):
         final = json.loads((tmp_path / recipe / "final.json").read_text())
         assert f"{final['top1']:.2f}" in report
+        page = (tmp_path / "report.html").read_text()   # the two runs side by side, under the demo's names
+        assert f'data-entry="{"LDAM+DRW+SAM" if recipe.endswith("sam") else "LDAM+DRW"}" data-metric="top1">' \
+               f"{final['top1']:.2f}<" in page
+    # The demo ends by pointing at its page, and the runs tracked their spectra for it while training.
+    assert report.splitlines()[-1] == str(tmp_path / "report.html")
+    assert 'id="tracked"' in page and 'id="ratio"' in page
 
 
 def test_resume_may_move_the_data_root_but_not_change_the_recipe(tmp_path, reference_run):

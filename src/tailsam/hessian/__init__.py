@@ -24,7 +24,7 @@ Hessian, `lanczos` and `stochastic_lanczos_quadrature` take any
 """
 
 from tailsam.hessian.analysis import analyze, check_classes, spectrum_record, spread_classes
-from tailsam.hessian.density import SpectralDensity, stochastic_lanczos_quadrature
+from tailsam.hessian.density import SpectralDensity, smooth_quadrature, stochastic_lanczos_quadrature
 from tailsam.hessian.hvp import LossHessian, affine_batchnorm
 from tailsam.hessian.lanczos import LanczosResult, lanczos
 from tailsam.hessian.operator import DenseOperator, SymmetricOperator, draw_probes
@@ -49,6 +49,7 @@ __all__ = [
     "hutchinson_trace",
     "hutchpp_trace",
     "lanczos",
+    "smooth_quadrature",
     "spectrum_record",
     "spread_classes",
     "stochastic_lanczos_quadrature",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -75,9 +76,7 @@ class SpectralDensity:
 
     def default_grid(self, sigma: float, num_points: int = 1000) -> torch.Tensor:
         """`num_points` evenly spaced points from lambda_min - 5 sigma to lambda_max + 5 sigma."""
-        return torch.linspace(
-            self.lambda_min - 5 * sigma, self.lambda_max + 5 * sigma, num_points, dtype=torch.float64
-        )
+        return _grid(self.lambda_min, self.lambda_max, sigma, num_points)
 
     def smoothed(
         self,
@@ -95,15 +94,8 @@ class SpectralDensity:
             num_points: size of the default grid.
         """
         sigma = self.default_sigma() if sigma is None else sigma
-        if sigma <= 0:
-            raise ConfigError(f"density sigma must be positive, got {sigma}")
-        grid = self.default_grid(sigma, num_points) if grid is None else grid.to(torch.float64).cpu()
-        density = torch.zeros_like(grid)
-        for run in self.runs:
-            gaps = (grid[:, None] - run.ritz_values[None, :]) / sigma
-            density += (torch.exp(-0.5 * gaps**2) * run.ritz_weights).sum(dim=1)
-        density /= len(self.runs) * sigma * math.sqrt(2 * math.pi)
-        return grid, density
+        return smooth_quadrature([run.ritz_values for run in self.runs], [run.ritz_weights for run in self.runs],
+                                 sigma, grid, num_points)
 
     def as_dict(self, sigma: float | None = None, num_points: int = 1000) -> dict:
         """Plain lists for JSON: per-run nodes and weights, and the smoothed curve."""
@@ -117,6 +109,39 @@ class SpectralDensity:
             "grid": grid.tolist(),
             "density": density.tolist(),
         }
+
+
+def smooth_quadrature(
+    nodes: Sequence[torch.Tensor],
+    weights: Sequence[torch.Tensor],
+    sigma: float,
+    grid: torch.Tensor | None = None,
+    num_points: int = 1000,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian-smoothed density of quadrature nodes and weights, one pair per Lanczos run: (grid, density).
+
+    What `SpectralDensity.smoothed` draws, from the nodes and weights alone, so
+    a density saved as numbers (a results.json) is redrawn without its runs.
+    The runs are averaged; `grid` defaults to `num_points` points spanning
+    the nodes with 5 sigma to spare on each side.
+    """
+    if sigma <= 0:
+        raise ConfigError(f"density sigma must be positive, got {sigma}")
+    nodes = [torch.as_tensor(n, dtype=torch.float64).cpu() for n in nodes]
+    weights = [torch.as_tensor(w, dtype=torch.float64).cpu() for w in weights]
+    if grid is None:
+        grid = _grid(min(float(n.min()) for n in nodes), max(float(n.max()) for n in nodes), sigma, num_points)
+    grid = grid.to(torch.float64).cpu()
+    density = torch.zeros_like(grid)
+    for run_nodes, run_weights in zip(nodes, weights):
+        gaps = (grid[:, None] - run_nodes[None, :]) / sigma
+        density += (torch.exp(-0.5 * gaps**2) * run_weights).sum(dim=1)
+    density /= len(nodes) * sigma * math.sqrt(2 * math.pi)
+    return grid, density
+
+
+def _grid(low: float, high: float, sigma: float, num_points: int) -> torch.Tensor:
+    return torch.linspace(low - 5 * sigma, high + 5 * sigma, num_points, dtype=torch.float64)
 
 
 def stochastic_lanczos_quadrature(

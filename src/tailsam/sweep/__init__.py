@@ -3,6 +3,7 @@
     result = run_sweep(["digits-ldam-drw", "digits-ldam-drw-sam"], seeds=[0, 1, 2], overrides=[],
                        out="runs/sweep", parallel=2)
     print(result.markdown)            # also OUT/summary.md; OUT/summary.json holds every per-seed value
+    result.report_path                # OUT/report.html: the runs side by side on one page (tailsam.report)
 
 Each run is an ordinary run directory, OUT/<recipe>/seed<S>, trained by its own
 `tailsam train` process with its output in OUT/<recipe>/seed<S>/train.log.
@@ -12,11 +13,14 @@ command is `tailsam sweep RECIPE ... seeds=0,1,2 key=value ... --out DIR`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tailsam.errors import ConfigError
+from tailsam.errors import ConfigError, TailsamWarning, UserError
+from tailsam.report import write_report
+from tailsam.run.directory import RunDir
 from tailsam.sweep.launch import FAILED, INTERRUPTED, NOT_STARTED, Outcome, execute, threads_per_run
 from tailsam.sweep.plan import PlannedRun, parse_seeds, plan_sweep, split_arguments
 from tailsam.sweep.summary import summarize, summary_markdown, write_summary
@@ -34,6 +38,7 @@ class SweepResult:
     markdown: str
     json_path: Path
     markdown_path: Path
+    report_path: Path | None    # None when no run has an evaluated epoch, or the page could not be written
 
     @property
     def failed(self) -> list[Outcome]:
@@ -71,7 +76,18 @@ def run_sweep(recipes: list[str], seeds: list[int], overrides: list[str], out: s
                "parallel": parallel, **summarize(outcomes)}
     markdown = summary_markdown(summary)
     json_path, markdown_path = write_summary(summary, markdown, out)
-    return SweepResult(outcomes, summary, markdown, json_path, markdown_path)
+    return SweepResult(outcomes, summary, markdown, json_path, markdown_path, _report(outcomes, out))
+
+
+def _report(outcomes: list[Outcome], out: str | Path) -> Path | None:
+    """OUT/report.html of whatever the runs hold; a page that cannot be made is a warning, not the sweep's failure."""
+    if not any(RunDir(outcome.run.root).metrics.is_file() for outcome in outcomes):
+        return None   # nothing was evaluated yet (every run failed at start, or none started)
+    try:
+        return write_report([out]).path
+    except UserError as err:   # e.g. recipes of different datasets in one sweep
+        warnings.warn(TailsamWarning(f"no report of the sweep: {err}"), stacklevel=2)
+        return None
 
 
 def _progress_line(outcome: Outcome) -> str:
