@@ -8,8 +8,9 @@ CIFAR-100-LT ratio 100, through `tailsam sweep`, at the final epoch, mean and st
 Two tables per dataset:
 - CE, no DRW (the loss ImbSAM and SSE-SAM publish): SGD and SAM (the seed paper's CE recipes), ImbSAM,
   SSE-SAM, Focal-SAM (its LA replaced by CE) and CC-SAM, each with its published hyper-parameters;
-- LDAM+DRW (the seed paper's): SGD, SAM, SAM after DRW, and ImbSAM, SSE-SAM and Focal-SAM on LDAM+DRW
-  (tailsam's extension; CC-SAM has its own loss and is left out).
+- LDAM+DRW (the seed paper's): SGD, SAM, SAM after DRW, and ImbSAM, SSE-SAM and Focal-SAM dropped into the
+  seed paper's loss and optimizer with their own radii (tailsam's extension; CC-SAM has its own loss and
+  schedule and is left out).
 Each row is one `tailsam sweep` (reused and resumed when the command runs again). Per row the script adds:
 forward and backward passes through the backbone per step, counted on its first convolution; training
 images/s of the row's own config over `--time-steps` steps, and its ratio to the SGD row of the same table,
@@ -40,7 +41,10 @@ from tailsam.run.precision import cpu_description  # noqa: E402
 from tailsam.run.processes import Processes  # noqa: E402
 from tailsam.train.distributed import process_device  # noqa: E402
 
-LDAM_DRW = ("loss.name=ldam", "loss.weighting=drw", "model.head=normed")
+# The seed paper's loss and optimizer (LDAM on the cosine head, DRW from epoch 161, lr 0.1 with warm-up and
+# decays, batch 128, weight decay 2e-4) with a method's own radius and settings.
+LDAM_DRW = ("loss.name=ldam", "loss.weighting=drw", "model.head=normed", "optim.lr=0.1",
+            "optim.lr_schedule=paper_cifar", "optim.batch_size=128", "optim.weight_decay=2e-4")
 # (label, recipe after the dataset's name, overrides) per table; the first row is the SGD baseline.
 TABLES = {
     "ce": [("SGD", "ce", ()), ("SAM", "ce-sam", ()), ("ImbSAM", "imbsam", ()), ("SSE-SAM", "sse-sam", ()),

@@ -5,6 +5,7 @@ backbone; the schedule's two stages; a run through the loop that resumes exactly
 
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import nullcontext
 
@@ -72,10 +73,12 @@ def sgd_step(params, grads):
 
 
 def hand_stage_one(model, x, y, seed, noise_ratio=0.5, flat_ratio=0.4):
+    """The expected parameters after one stage-1 step, in `model.parameters()` order."""
+    model = copy.deepcopy(model)
     torch.manual_seed(seed)
     lam, order = float(torch.rand(())), torch.randperm(len(y))
-    z = (lam * x + (1 - lam) * x[order]).flatten(1)
-    w, b = (t.detach().clone().requires_grad_() for t in (model.head.weight, model.head.bias))
+    z = model.features(lam * x + (1 - lam) * x[order])
+    w, b = model.head.weight, model.head.bias
     logits = z @ w.T + b
     original = lam * F.cross_entropy(logits, y, reduction="none") + (1 - lam) * F.cross_entropy(
         logits, y[order], reduction="none")
@@ -92,11 +95,12 @@ def hand_stage_one(model, x, y, seed, noise_ratio=0.5, flat_ratio=0.4):
         e_w, e_b = perturbation
         flat[members] = F.cross_entropy(z[members] @ (w + e_w).T + b + e_b, y[members], reduction="none")
     loss = (1 - flat_ratio) * original.mean() + flat_ratio * flat.mean()
-    return sgd_step((w.detach(), b.detach()), torch.autograd.grad(loss, (w, b)))
+    params = list(model.parameters())
+    return sgd_step([p.detach() for p in params], torch.autograd.grad(loss, params))
 
 
 def hand_stage_two(model, x, y, share, div=2.0, adversarial=1.0):
-    z = x.flatten(1).requires_grad_()
+    z = model.features(x).detach().requires_grad_()
     w, b = (t.detach().clone().requires_grad_() for t in (model.head.weight, model.head.bias))
     class_weight = torch.log(max(COUNTS) / torch.tensor(COUNTS, dtype=torch.float64) + 0.01).float() / div
     plain = F.cross_entropy(z @ w.T + b, y, reduction="none")
@@ -110,16 +114,17 @@ def hand_stage_two(model, x, y, share, div=2.0, adversarial=1.0):
     return sgd_step((w.detach(), b.detach()), torch.autograd.grad(loss, (w, b)))
 
 
-def test_both_stages_equal_their_hand_computation_on_a_linear_classifier():
-    model = LinearNet()
+@pytest.mark.parametrize("backbone", [False, True], ids=["linear", "with-a-backbone-layer"])
+def test_both_stages_equal_their_hand_computation_on_a_linear_classifier(backbone):
+    model = LinearNet(backbone)
     method = cc_sam(model)
     x, y = batch()
     assert method.start_epoch(1)["stage"] == 1
     expected = hand_stage_one(model, x, y, seed=7)
     torch.manual_seed(7)
     method.step((x, y))
-    torch.testing.assert_close(model.head.weight, expected[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model.head.bias, expected[1], rtol=1e-5, atol=1e-6)
+    for p, q in zip(model.parameters(), expected, strict=True):   # the backbone's gradient includes e's term
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
     for _ in method.batches:   # the rest of epoch 1: stage 1 is over
         pass
@@ -193,7 +198,10 @@ def test_cc_sam_trains_through_the_loop_and_resumes_exactly_across_its_stages(tm
         "train.tensorboard=false"])
     config.optim.lr_args = {"stage_two_after": 2, "warmup_epochs": 1, "milestones": [1]}
     train(config, tmp_path / "whole", verbose=False)
-    with pytest.raises(RunInterrupted):
-        train(config, tmp_path / "resumed", verbose=False, on_step=stop_at(3, 1))   # inside stage 2
-    train(config, tmp_path / "resumed", verbose=False)
-    assert_same_run(tmp_path / "resumed", tmp_path / "whole")
+    # Stopped inside stage 2, and after stage 1's last step (digits: 4 steps an epoch), where the checkpoint
+    # holds stage 1's momentum and the resumed run must drop it as the uninterrupted one does.
+    for epoch, step in ((3, 1), (2, 3)):
+        with pytest.raises(RunInterrupted):
+            train(config, tmp_path / f"resumed-{epoch}-{step}", verbose=False, on_step=stop_at(epoch, step))
+        train(config, tmp_path / f"resumed-{epoch}-{step}", verbose=False)
+        assert_same_run(tmp_path / f"resumed-{epoch}-{step}", tmp_path / "whole")

@@ -44,12 +44,13 @@ def imbsam_method(model, eta, *overrides):
     return grouped_method(model, "imbsam", f"method.args.eta={eta}", *overrides)
 
 
-def grouped_method(model, name, *overrides):
+def grouped_method(model, name, *overrides, class_weight=None):
     config = apply_overrides(get_recipe("digits-ce-sam"), [f"method.name={name}", "sam.rho=0.3", *overrides])
     labels = np.repeat(np.arange(3), COUNTS)
     loader = DeviceLoader(np.zeros((len(labels), 2, 2, 3), np.uint8), labels, batch_size=6, mean=(0.5,) * 3,
                           std=(0.2,) * 3)
     criterion = build_loss("ce", COUNTS)
+    criterion.set_weight(class_weight)   # as DRW sets it
     method = METHODS.build(name, MethodParts(config, model, model, criterion, criterion, None,
                                              RunData(loader, loader, COUNTS, 3, {}), torch.device("cpu")))
     method.update = method.make_update(SAM(sgd(model), rho=config.sam.rho), autocast=nullcontext, scaler=None,
@@ -200,12 +201,17 @@ def linear_toy():
     return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
 
 
-@pytest.mark.parametrize("name", ["imbsam", "focal-sam", "sse-sam"])
+@pytest.mark.parametrize("name", ["imbsam", "focal-sam", "sse-sam", "imbsam-with-class-weights"])
 def test_each_grouped_variant_is_its_hand_built_step_on_a_linear_model(name):
     torch.manual_seed(4)
     x, y = torch.randn(6, 1, 2, 2), torch.tensor([0, 2, 1, 0, 2, 0])
     n, tail = len(y), (y == 2).float()   # class 2 (5 images) is the only class below eta = 10
-    if name == "imbsam":
+    class_weight = None
+    if name == "imbsam-with-class-weights":   # weighted losses over the batch's sum of weights, as DRW's mean
+        class_weight = torch.tensor([0.2, 1.0, 1.8])
+        name, w = "imbsam", class_weight[y]
+        overrides, groups = ["method.args.eta=10"], [((1 - tail) * w / w.sum(), 0.0), (2 * tail * w / w.sum(), 0.3)]
+    elif name == "imbsam":
         overrides, groups = ["method.args.eta=10"], [((1 - tail) / n, 0.0), (2 * tail / n, 0.3)]
     elif name == "focal-sam":
         beta = 0.7 * (1 - torch.tensor(COUNTS, dtype=torch.float64) / sum(COUNTS)) ** 2.0
@@ -217,7 +223,7 @@ def test_each_grouped_variant_is_its_hand_built_step_on_a_linear_model(name):
         groups = [((1 - tail) / n, 0.1), (tail / n, 0.3)]
     model = linear_toy()
     expected = hand_grouped_step(model, x, y, groups)
-    method = grouped_method(model, name, *overrides)
+    method = grouped_method(model, name, *overrides, class_weight=class_weight)
     method.start_epoch(1)
     method.step((x, y))
     torch.testing.assert_close(model[1].weight, expected[0], rtol=1e-5, atol=1e-6)

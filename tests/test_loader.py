@@ -217,3 +217,17 @@ def test_processes_split_the_global_batches_of_one_process(n, steps, last_sizes)
         assert torch.equal(torch.cat([part0[1], part1[1]]), whole[1])
         if step == steps - 1 and last_sizes:
             assert (len(part0[1]), len(part1[1])) == last_sizes
+
+
+def test_class_aware_sampling_cycles_over_classes_and_over_each_class_images():
+    labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 3)
+    order = SAMPLERS.build("class-aware", labels).epoch_order(torch.Generator().manual_seed(0))
+    assert len(order) == 60
+    drawn = labels[order]
+    for start in range(0, 60, 3):   # every pass of 3 draws visits each class once
+        assert sorted(drawn[start:start + 3].tolist()) == [0, 1, 2]
+    for c, size in ((0, 50), (1, 7), (2, 3)):
+        images = order[drawn == c].tolist()
+        assert len(images) == 20 and all(labels[i] == c for i in images)
+        cycles = [images[start:start + size] for start in range(0, 20, size)]
+        assert all(len(set(cycle)) == len(cycle) for cycle in cycles)   # no repeat within a pass over the class

@@ -115,7 +115,7 @@ def test_reference_variants_compose_with_smoke_and_are_refused_where_absent():
         "resnet34_cifar", "first-n", {"stepped_first": True})
     assert get_recipe("cifar100-imbsam").model.name == "resnet32"
     both = get_recipe("cifar100-imbsam:reference:smoke")
-    assert both.to_dict() == get_recipe("cifar100-imbsam:smoke:reference").to_dict() | {"recipe": both.recipe}
+    assert both.to_dict() == get_recipe("cifar100-imbsam:smoke:reference").to_dict()   # one order, one recipe
     assert (both.data.protocol, both.train.epochs, both.model.name) == ("first-n", 6, "resnet8")
     assert (get_recipe("cifar10-cc-sam:reference").model.name, get_recipe("cifar10-cc-sam:reference").data.seed) \
         == ("resnet32_bbn", 42)
@@ -125,6 +125,17 @@ def test_reference_variants_compose_with_smoke_and_are_refused_where_absent():
         get_recipe("cifar10-ldam-drw-sam:reference")
     with pytest.raises(ConfigError, match="unknown or repeated recipe variant"):
         get_recipe("cifar10-imbsam:smoke:smoke")
+
+
+@pytest.mark.parametrize("name, model", [("cifar100-imbsam", "resnet34_cifar"), ("cifar100-sse-sam", "resnet34_cifar"),
+                                         ("cifar10-cc-sam", "resnet32_bbn")])
+def test_reference_backbones_train_a_step_with_their_methods(name, model, smoke_roots, tmp_path):
+    config = apply_overrides(get_recipe(f"{name}:reference:smoke"), [
+        f"model.name={model}", "train.tensorboard=false", f"data.root={smoke_roots['cifar10']}"])
+    with pytest.raises(RunInterrupted):
+        train(config, tmp_path, verbose=False, on_step=stop_at(1, 0))
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert state["epoch_totals"][1].item() == 1 and math.isfinite(state["epoch_totals"][0].item())
 
 
 @pytest.mark.parametrize("name", RECIPES.names() + [f"{name}:reference" for name in WITH_REFERENCE])

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tailsam.config import apply_overrides
+from tailsam.errors import ConfigError
 from tailsam.methods import SAMUpdate, SGDUpdate, classify
 from tailsam.optim import SAM
-from tailsam.optim.schedules import build_rho_schedule
 from tailsam.recipes import get_recipe, recipe_with_overrides
+from tailsam.run.build import build_schedules
 
 
 def toy():
@@ -54,3 +57,21 @@ def test_a_zero_radius_is_one_pass_and_the_sgd_step():
     sgd_update(classify(sgd_model, F.cross_entropy, x, y))
     assert len(calls) == 2
     assert not torch.equal(sam_model[0].weight, sgd_model[0].weight)
+
+
+def test_the_recipes_rho_switches_on_with_drw_also_when_the_run_is_shortened():
+    for overrides, drw_start in (([], 160), (["train.epochs=20"], 16)):
+        config, _ = recipe_with_overrides("cifar10-ldam-drw-sam-after-drw", overrides)
+        assert config.loss.drw_start == drw_start
+        _, rho = build_schedules(config)
+        assert [rho(drw_start), rho(drw_start + 1)] == [0.0, 0.8]
+    smoke = get_recipe("cifar10-ldam-drw-sam-after-drw:smoke")
+    assert [build_schedules(smoke)[1](e) for e in (3, 4)] == [0.0, 0.8]
+
+
+def test_sam_after_drw_needs_drw_or_a_start_epoch():
+    config = apply_overrides(get_recipe("cifar10-ce-sam"), ["sam.rho_schedule=after"])
+    with pytest.raises(ConfigError, match="loss.weighting=drw"):
+        build_schedules(config)
+    _, rho = build_schedules(apply_overrides(config, ["sam.rho_args.start=5"]))
+    assert [rho(5), rho(6)] == [0.0, config.sam.rho]

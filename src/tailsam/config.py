@@ -45,7 +45,7 @@ class DataConfig:
     protocol: str = "ldam"            # ldam (the default) | glmc (its normalisation; seed 3407: its subset) | first-n
     n_max: int | None = None          # images of the largest class (None: the dataset's per-class size)
     test_per_class: int | None = None  # keep at most this many test images per class (smoke runs)
-    sampler: str = "instance"         # instance | class-balanced | sqrt
+    sampler: str = "instance"         # instance | class-balanced | sqrt | class-aware
     download: bool = True
     # Image-file datasets only (imagenet-lt, inat2018, lists, folder: tailsam.data.file_catalog).
     # There n_max caps each class at its first n_max training images unless `longtail` is on.

@@ -5,6 +5,8 @@ Each sampler is built once from the labels and returns, per epoch, N indices
   instance        a permutation: every image exactly once (the default);
   class-balanced  each draw picks a class uniformly, then an image of it;
   sqrt            classes in proportion to sqrt(n_c), then an image of it;
+  class-aware     the next class of a reshuffled cycle over the classes, then the next image of a
+                  reshuffled cycle over that class's images (Shen et al. 2016; CC-SAM's stage 2);
   sequential      0..N-1 in order (evaluation).
 `ClassPowerSampler(labels, power)` draws classes in proportion to n_c ** power
 (GLMC's re-sampled loader with weights n_y^(-q) is power 1 - q).
@@ -82,3 +84,30 @@ def class_balanced_sampler(labels: torch.Tensor) -> ClassPowerSampler:
 @SAMPLERS.register("sqrt")
 def sqrt_sampler(labels: torch.Tensor) -> ClassPowerSampler:
     return ClassPowerSampler(labels, power=0.5)
+
+
+@SAMPLERS.register("class-aware")
+class ClassCycleSampler:
+    """Class-aware sampling: N draws, each the next class of a cycle over the classes (reshuffled every pass)
+    and then the next image of a cycle over that class's images (reshuffled every pass). Every class gets
+    N / C draws give or take one, and within a class no image repeats before all have been drawn. The
+    cycles start afresh each epoch."""
+
+    def __init__(self, labels: torch.Tensor):
+        labels = torch.as_tensor(labels, device="cpu")
+        self.size = len(labels)
+        self.classes = torch.unique(labels)
+        self.members = [torch.nonzero(labels == c).flatten() for c in self.classes]
+
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        passes = -(-self.size // len(self.classes))
+        class_slots = torch.cat([torch.randperm(len(self.classes), generator=generator)
+                                 for _ in range(passes)])[:self.size]
+        order = torch.empty(self.size, dtype=torch.int64)
+        for slot, members in enumerate(self.members):
+            positions = torch.nonzero(class_slots == slot).flatten()
+            cycles = -(-len(positions) // len(members))
+            images = torch.cat([members[torch.randperm(len(members), generator=generator)]
+                                for _ in range(cycles)])
+            order[positions] = images[:len(positions)]
+        return order

@@ -20,7 +20,7 @@ forward at w, a perturbed pass only for groups with a radius), with `focal-sam`
 (focal class coefficients) and `sse-sam` (head and tail radii, the head's
 switched off late) on the same update (METHODS.md §0.5); and `cc-sam` (CC-SAM's two
 stages: MixUp with a class-conditional perturbation of the linear classifier, then the
-classifier re-trained on class-balanced batches, `StagedBatches`).
+classifier re-trained on class-aware batches, `StagedBatches`).
 
 A step of plain, glmc or paco (single process) never waits for the device (no
 `.item()`, no branch on a tensor value), so it can be captured in a CUDA graph;

@@ -13,13 +13,17 @@ the same features, e held constant; the loss is (1 - kappa) mean l_ori + kappa m
 (kappa = method.args.flat_ratio), one backward, an SGD step. Only the classifier is perturbed: the paper
 says feature extractor and classifier, the code perturbs the classifier.
 
-Stage 2, epochs S + 1..E: the classifier alone re-trains on class-balanced batches (no MixUp), from the final
+Stage 2, epochs S + 1..E: the classifier alone re-trains on class-aware batches (no MixUp), from the final
 stage-1 weights (the reference starts from its test-selected best epoch), its momentum reset. Features come
 from the frozen backbone (BatchNorm statistics still move, as in the reference's train mode). With
 l_i = CE(h(z_i), y_i) and class weights w_c = log(n_max / n_c + 0.01) / div, each class's feature
 gradient G_c = d(mean of l over its samples)/dz, normalised over the batch, moves its features
 z'_i = z_i + a w_c G_c,i / ||G_c|| (a = method.args.adversarial); the loss is s mean(w_y CE(h(z'), y))
 + (1 - s) mean l with s = min((epoch - S) / (E - S), u) (u = method.args.up_limit).
+
+Departures from the reference: stage 1 keeps the epoch's last, partial batch (the reference drops it);
+both stages run the eager model's `features` and `head` (train.compile does not apply, and the method does
+not run data-parallel); the class-aware cycles of stage 2 start afresh every epoch.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class CCSAM(Method):
         train = parts.data.train
         if not isinstance(train, DeviceLoader):
             raise ConfigError(f"method cc-sam needs a dataset held in memory (CIFAR), got {config.data.dataset}")
-        self.batches = StagedBatches(train, train.resampled("class-balanced", seed=config.train.seed + 1),
+        self.batches = StagedBatches(train, train.resampled("class-aware", seed=config.train.seed + 1),
                                      self.stage_one_epochs)
         self.counts = torch.tensor(parts.data.counts, device=parts.device)
         self.weights = retraining_weights(parts.data.counts, float(args["div"])).to(parts.device)
@@ -162,7 +166,7 @@ class CCSAM(Method):
 
     def _classifier_pass(self, images: torch.Tensor, labels: torch.Tensor):
         """Stage 2's loss pass: the classifier on frozen features and on class-wise adversarial features."""
-        with torch.no_grad():
+        with torch.no_grad(), self.update.autocast():
             features = self.model.features(images).float()
         head, share = self.model.head, self.adversarial_share
         features.requires_grad_()

@@ -4,8 +4,8 @@
 With priors pi_c = n_c / N, beta_c = lambda (1 - pi_c)^gamma (method.args.sharpness = lambda,
 method.args.flat_gamma = gamma). A batch's per-sample losses l_i (the run's loss, reduction none) split into
 two groups of grouped SAM (methods/grouped.py): (1/B) sum (1 - beta_{y_i}) l_i at w and
-(1/B) sum beta_{y_i} l_i at w + e, e along that group's own gradient with radius sam.rho. lambda = 0 is SGD;
-gamma = 0, lambda = 1 is SAM.
+(1/B) sum beta_{y_i} l_i at w + e, e along that group's own gradient with radius sam.rho (with class
+weights, l_i is weighted and B their sum). lambda = 0 is SGD; gamma = 0, lambda = 1 is SAM.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from tailsam.methods.base import MethodParts, StepOutput
-from tailsam.methods.grouped import GroupedSAMMethod
+from tailsam.methods.grouped import GroupedSAMMethod, batch_losses
 from tailsam.methods.registry import METHODS
 
 DEFAULT_ARGS = {"sharpness": 0.5, "flat_gamma": 3.0}
@@ -41,9 +41,9 @@ class FocalSAM(GroupedSAMMethod):
 
         def loss_pass():
             logits = self.net(images)
-            per_sample, _ = self.criterion.weighted_losses(logits, labels)
-            flat = ((1 - beta) * per_sample).sum() / len(labels)
-            sharp = (beta * per_sample).sum() / len(labels)
+            per_sample, total = batch_losses(self.criterion, logits, labels)
+            flat = ((1 - beta) * per_sample).sum() / total
+            sharp = (beta * per_sample).sum() / total
             return flat + sharp, logits, [flat, sharp]
 
         loss, logits = self.update(loss_pass)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from tailsam.errors import ConfigError
+from tailsam.losses import ClassCountLoss
 from tailsam.methods.base import Method, MethodParts, Update
 from tailsam.methods.steps import Autocast, GroupedSAMUpdate, LossPass
 from tailsam.optim import SAM
@@ -35,16 +36,25 @@ class GroupedSAMMethod(Method):
 
     def head_tail_pass(self, images: torch.Tensor, labels: torch.Tensor, tail: torch.Tensor,
                        tail_weight: float) -> LossPass:
-        """The loss pass of (1/B) sum of the per-sample loss over head samples, and tail_weight/B times the
-        sum over tail ones. The loss is the run's (class weights such as DRW's included): the references
-        publish plain CE; LDAM+DRW is tailsam's extension, for the seed paper's setting."""
+        """The loss pass of the head samples' summed per-sample loss over B, and tail_weight times the tail
+        samples' over B. The loss is the run's: the references publish plain CE; LDAM+DRW is tailsam's
+        extension, for the seed paper's setting. With class weights (DRW) the per-sample losses are
+        weighted and B becomes the batch's sum of weights, as in the run's mean loss."""
         in_tail = tail[labels].float()
 
         def loss_pass():
             logits = self.net(images)
-            per_sample, _ = self.criterion.weighted_losses(logits, labels)
-            head = (per_sample * (1 - in_tail)).sum() / len(labels)
-            tail_loss = tail_weight * (per_sample * in_tail).sum() / len(labels)
+            per_sample, total = batch_losses(self.criterion, logits, labels)
+            head = (per_sample * (1 - in_tail)).sum() / total
+            tail_loss = tail_weight * (per_sample * in_tail).sum() / total
             return head + tail_loss, logits, [head, tail_loss]
 
         return loss_pass
+
+
+def batch_losses(criterion: ClassCountLoss, logits: torch.Tensor, labels: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor | int]:
+    """The per-sample losses (times their class weights) and what the run's mean divides their sum by:
+    B, or the batch's sum of class weights."""
+    per_sample, weights = criterion.weighted_losses(logits, labels)
+    return per_sample, len(labels) if weights is None else weights.sum()

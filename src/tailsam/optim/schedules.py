@@ -300,10 +300,10 @@ def rho_steps(values: tuple[float, ...], boundaries: tuple[int, ...] = (5, 60, 7
     return StepRho(tuple(values), tuple(boundaries))
 
 
-@RHO_SCHEDULES.register("after", paper="SAM after DRW (issue 17)", epoch_args=("start",))
-def after_rho(rho: float, start: int = 160) -> StepRho:
-    """rho 0 through epoch ``start`` (SGD's cost: a zero radius skips SAM's second pass), then ``rho``;
-    with ``start`` at the DRW epoch, SAM only while the class-balanced weights are on."""
+@RHO_SCHEDULES.register("after", paper="SAM after DRW (issue 17)", epoch_args=())
+def after_rho(rho: float, start: int) -> StepRho:
+    """rho 0 through epoch ``start`` (SGD's cost: a zero radius skips SAM's second pass), then ``rho``.
+    A run builds it with ``start`` = loss.drw_start unless rho_args set it: SAM while DRW's weights are on."""
     return StepRho((0.0, rho), (start,))
 
 

@@ -82,13 +82,13 @@ def cc_sam(dataset: str, *, flat_ratio: float, up_limit: float) -> Config:
 def sam_after_drw(dataset: str) -> Config:
     """LDAM+DRW+SAM with rho 0 until DRW switches on after epoch 160: SGD's cost for 160 epochs."""
     config = cifar(dataset, "ldam", weighting="drw", sam=True)
-    config.sam.rho_schedule, config.sam.rho_args = "after", {"start": config.loss.drw_start}
+    config.sam.rho_schedule = "after"   # from loss.drw_start
     return config
 
 
 def after_drw_smoke(config: Config) -> list[str]:
     """The CIFAR :smoke overrides with SAM switched on with DRW (after epoch 3 of 6), not ramped."""
-    return [*cifar_recipes.SMOKE, *cifar_recipes.SMOKE_DATA[config.data.dataset], "sam.rho_args.start=3"]
+    return [*cifar_recipes.SMOKE, *cifar_recipes.SMOKE_DATA[config.data.dataset]]
 
 
 # --- ImbSAM -------------------------------------------------------------------------------------------

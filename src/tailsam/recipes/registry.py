@@ -63,7 +63,7 @@ def get_recipe(name: str) -> Config:
             raise ConfigError(f"recipe {base} has no :{REFERENCE} variant (it is tailsam's own setting); "
                               f"these have one: {with_reference}")
         config = apply_overrides(config, list(entry.info.reference))
-    config.recipe = name
+    config.recipe = ":".join([base, *(v for v in (REFERENCE, SMOKE) if v in variants)])   # one spelling per run
     if SMOKE in variants:
         return apply_overrides(smoke(config), list(entry.info.smoke))
     return check(config)

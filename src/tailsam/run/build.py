@@ -102,4 +102,9 @@ def build_schedules(config: Config) -> tuple[Schedule, Schedule | None]:
     rho_args = dict(config.sam.rho_args)
     if "rho" in inspect.signature(RHO_SCHEDULES.get(config.sam.rho_schedule).builder).parameters:
         rho_args.setdefault("rho", config.sam.rho)   # constant, after: sam.rho is their radius
+    if config.sam.rho_schedule == "after" and "start" not in rho_args:
+        if config.loss.weighting != "drw":
+            raise ConfigError("sam.rho_schedule=after starts SAM when DRW starts: set loss.weighting=drw, or "
+                              "the epoch with sam.rho_args.start=N")
+        rho_args["start"] = config.loss.drw_start   # one number: train.epochs=N moves it with DRW's
     return lr, build_rho_schedule(config.sam.rho_schedule, **rho_args)
