@@ -26,7 +26,7 @@ from tailsam.cli import main
 from tailsam.config import apply_overrides
 from tailsam.recipes import get_recipe, recipe_with_overrides
 from tailsam.report import write_report, write_spectra
-from tailsam.report.headline import paper_top1
+from tailsam.report.headline import Row, Stat, paper_top1, verdict
 from tailsam.run import analyze_checkpoint, hessian_dir
 from tailsam.train import train
 
@@ -263,6 +263,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
         (made.pair[0], made.pair[0]): "is given twice",
         (fresh,): f"{fresh} has no evaluated epoch yet",
         (made.pair[0], "--out", tmp_path): "is a folder; give the file to write",
+        (made.pair[0], "--out", made.pair[0] / "final.json"): "is not an .html file",
     }
     before = sorted(p.name for p in tmp_path.rglob("*"))
     for argv, message in cases.items():
@@ -270,6 +271,26 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
         assert code == 2 and out == "", argv
         assert err.startswith("tailsam: error: ") and err.count("\n") == 1 and message in err, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def headline_row(label: str, few: float | None, tail: float = 50.0, many: float = 90.0) -> Row:
+    values = {"few": None if few is None else Stat(few, None), "tail": Stat(tail, None), "many": Stat(many, None)}
+    return Row(label, (0,), True, (6,), 6, values, None, None, (), {"few": 4, "tail": 3, "many": 1})
+
+
+def test_the_verdict_names_the_better_tail_or_the_runs_tied_within_one_point():
+    config = get_recipe("digits-ce")
+    rows = [headline_row("A", 80.0), headline_row("B", 79.0), headline_row("C", 60.0)]
+    assert verdict(rows, config) == ("On the few group (4 classes, under 20 training images), a tie within 1 point: "
+                                     "A 80.00%, B 79.00%; behind them: C 60.00%.")
+    rows = [headline_row("A", 80.0), headline_row("B", 78.99)]
+    assert verdict(rows, config).startswith("A has the better accuracy on the few group") and "(+1.01 points)" in \
+        verdict(rows, config)
+    rows = [headline_row("A", None, tail=40.0), headline_row("B", 70.0, tail=45.0)]   # A has no few group
+    assert verdict(rows, config).startswith("B has the better accuracy on the tail group (3 classes")
+    assert verdict([headline_row("A", 70.0)], config) == ("A: the few group (4 classes, under 20 training images) "
+                                                          "reaches 70.00%, 20.00 points below the many group (1 "
+                                                          "classes, over 100 training images) (90.00%).")
 
 
 def test_train_names_the_report_command(tmp_path, capsys):

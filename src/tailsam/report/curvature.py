@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from tailsam.hessian import smooth_quadrature
-from tailsam.report.drawing import LINE_STYLES, MARKERS, colour, legend_above, mark_drw, svg
+from tailsam.report.drawing import LINE_STYLES, MARKERS, colour, legend_above, mark_drw, plain, svg
 from tailsam.report.plots import DensityCurve, draw_densities, draw_ratio_vs_count, finish_ratio_axes
 from tailsam.report.sources import Entry, RunRecord
 
@@ -41,7 +41,7 @@ def ratio_vs_count(entries: Sequence[Entry]) -> str | None:
         k = seen[i] = seen.get(i, -1) + 1    # the entry's k-th run: its own marker and line style
         points = [(c["train_count"], c["eigenvalue_ratio"], c["class_id"]) for c in run.spectra["classes"]
                   if c["eigenvalue_ratio"] is not None]
-        draw_ratio_vs_count(axes, points, label=label, color=colour(i), marker=MARKERS[k % len(MARKERS)],
+        draw_ratio_vs_count(axes, points, label=plain(label), color=colour(i), marker=MARKERS[k % len(MARKERS)],
                             linestyle=LINE_STYLES[k % len(LINE_STYLES)], markersize=5)
         named.update({class_id: count for count, _, class_id in points})
     finish_ratio_axes(axes, named)
@@ -96,7 +96,7 @@ def densities(entries: Sequence[Entry]) -> str | None:
     for (raw_axes, scaled_axes), (_, label, run) in zip(grid, runs):
         draw_densities(raw_axes, scaled_axes, [_curve(record) for record in run.spectra["classes"]],
                        legend=raw_axes is grid[0, 0])
-        raw_axes.set_title(label, loc="left", fontsize=10, fontweight="bold")
+        raw_axes.set_title(plain(label), loc="left", fontsize=10, fontweight="bold")
     return svg(figure, "densities")
 
 
@@ -128,7 +128,7 @@ def tracked(entries: Sequence[Entry]) -> str | None:
             if class_id in classes:
                 epochs, ratios = zip(*classes[class_id][1])
                 ax.plot(epochs, ratios, color=colour(i), linestyle=LINE_STYLES[k % len(LINE_STYLES)],
-                        marker=MARKERS[k % len(MARKERS)], markersize=3, linewidth=1.2, label=label)
+                        marker=MARKERS[k % len(MARKERS)], markersize=3, linewidth=1.2, label=plain(label))
         ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle=":")
         ax.set_title(f"class {class_id} ({counts[class_id]} training images)", fontsize=9)
         ax.set_xlabel("epoch")

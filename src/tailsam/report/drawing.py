@@ -29,6 +29,13 @@ _NAMESPACES = re.compile(r'\s+xmlns(?::xlink)?="[^"]*"')
 _IDS = re.compile(r'(\bid="|href="#|url\(#)([^")]+)')
 
 
+def plain(text: str) -> str:
+    """`text` as matplotlib should show it, verbatim: `$` escaped (not maths), a leading `_` kept (matplotlib
+    hides legend labels that start with one). Run and recipe names reach figures through it."""
+    text = text.replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def colour(index: int) -> str:
     return COLOURS[index % len(COLOURS)]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from tailsam.config import Config
 from tailsam.eval import SHOT_GROUPS
-from tailsam.report.drawing import colour, legend_above, mark_drw, svg
+from tailsam.report.drawing import colour, legend_above, mark_drw, plain, svg
 from tailsam.report.plots import class_axis, count_axis
 from tailsam.report.sources import Entry, RunRecord
 from tailsam.run.build import build_schedules
@@ -136,7 +136,7 @@ def confusion_matrices(entries: Sequence[Entry], class_names: Sequence[str] | No
         if blocks:
             rates = _blocks(rates, CONFUSION_BLOCKS)
         image = ax.imshow(rates, cmap="Blues", norm=norm, interpolation="nearest")
-        ax.set_title(entry.label, fontsize=10)
+        ax.set_title(plain(entry.label), fontsize=10)
         if not blocks and len(order) <= 20:
             names = [str(c) if class_names is None else class_names[c] for c in order]
             ax.set_xticks(range(len(order)), names, fontsize=8, rotation=90 if max(map(len, names)) > 3 else 0)
@@ -161,7 +161,7 @@ def confusion_matrices(entries: Sequence[Entry], class_names: Sequence[str] | No
 
 def _label(entry: Entry) -> str:
     seeds = [run.config.train.seed for run in entry.reported]
-    return entry.label + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else "")
+    return plain(entry.label + (f" ({len(seeds)} seeds)" if len(seeds) > 1 else ""))
 
 
 def _binned_mean(counts: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

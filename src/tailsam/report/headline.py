@@ -24,11 +24,10 @@ TIE_POINTS = 1.0
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (None for one value) of n values."""
+    """Mean and sample standard deviation (None for one value) of some values."""
 
     mean: float
     std: float | None
-    n: int
 
     def __str__(self) -> str:
         return f"{self.mean:.2f}" + ("" if self.std is None else f" ± {self.std:.2f}")
@@ -39,7 +38,7 @@ def mean_std(values: Sequence[float | None]) -> Stat | None:
     values = [value for value in values if value is not None]
     if not values:
         return None
-    return Stat(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+    return Stat(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None)
 
 
 @dataclass(frozen=True)
@@ -123,8 +122,11 @@ def verdict(rows: Sequence[Row], config: Config) -> str:
     best, runner_up = ranked[0], ranked[1]
     margin = best.values[group].mean - runner_up.values[group].mean
     if margin <= TIE_POINTS:
-        listed = ", ".join(f"{row.label} {_pct(row.values[group])}" for row in ranked)
-        return f"On the {what}, a tie within {TIE_POINTS:g} point: {listed}{f' ({notes})' if notes else ''}."
+        tied = [row for row in ranked if best.values[group].mean - row.values[group].mean <= TIE_POINTS]
+        listed = ", ".join(f"{row.label} {_pct(row.values[group])}" for row in tied)
+        behind = ", ".join(f"{row.label} {_pct(row.values[group])}" for row in ranked[len(tied):])
+        return (f"On the {what}, a tie within {TIE_POINTS:g} point: {listed}"
+                f"{f'; behind them: {behind}' if behind else ''}{f' ({notes})' if notes else ''}.")
     against = f"{runner_up.label}" + (", the next best" if len(rows) > 2 else "")
     return (f"{best.label} has the better accuracy on the {what}: {_pct(best.values[group])} against "
             f"{_pct(runner_up.values[group])} for {against} (+{margin:.2f} points{'; ' + notes if notes else ''}).")

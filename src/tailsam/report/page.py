@@ -40,11 +40,10 @@ class Section:
 
 @dataclass(frozen=True)
 class Report:
-    """What `write_report` wrote: the page, its entries, the ids of its <section>s in page order, and the runs
-    without final.json."""
+    """What `write_report` wrote: the page, the ids of its <section>s in page order, and the runs without
+    final.json."""
 
     path: Path
-    entries: list[Entry]
     sections: list[str]
     unfinished: list[RunRecord]
 
@@ -68,12 +67,14 @@ def write_report(paths: Sequence[str | Path], *, out: str | Path | None = None,
     `labels` name the entries (one per run given, or per recipe of a sweep).
     A UserError, before anything is written, for input that is not a run or
     sweep, runs of different datasets, no evaluated epoch at all, or an `out`
-    that is a folder.
+    that is a folder or not an .html file.
     """
     entries = collect(paths, labels)
     out = Path(paths[0]) / REPORT_FILE if out is None else Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the file to write, e.g. {out / REPORT_FILE}")
+    if out.suffix.lower() not in (".html", ".htm"):   # never replace a run's own files (final.json, ...)
+        raise UserError(f"--out {out} is not an .html file; give the page's name, e.g. {out.with_suffix('.html')}")
     if not any(entry.reported for entry in entries):
         run = entries[0].runs[0]
         raise UserError(f"{run.root} has no evaluated epoch yet (metrics.jsonl holds no test result); nothing to "
@@ -84,7 +85,7 @@ def write_report(paths: Sequence[str | Path], *, out: str | Path | None = None,
     sections = ["headline", *(s.id for s in context["sections"]), "config",
                 *(["environment"] if "environment" in context["tables"] else []),
                 *(["absent"] if context["absent"] else [])]
-    return Report(out, entries, sections, [run for entry in entries for run in entry.runs if not run.finished])
+    return Report(out, sections, [run for entry in entries for run in entry.runs if not run.finished])
 
 
 def _context(entries: list[Entry]) -> dict:

@@ -39,6 +39,7 @@ class DensityCurve:
 
 
 def spectrum_curves(spectra: Sequence[ClassSpectrum], counts: Sequence[int]) -> list[DensityCurve]:
+    """Each class's smoothed spectral density, with its training-image count and lambda_max, for drawing."""
     curves = []
     for spectrum in spectra:
         grid, density = (t.numpy() for t in spectrum.density.smoothed())
@@ -70,11 +71,10 @@ def plot_densities(
     return _save(figure, path)
 
 
-def draw_densities(raw_axes, scaled_axes, curves: Sequence[DensityCurve], *, legend: bool = True,
-                   colorbar: bool = True) -> None:
+def draw_densities(raw_axes, scaled_axes, curves: Sequence[DensityCurve], *, legend: bool = True) -> None:
     """The densities of `curves` against the eigenvalue (`raw_axes`) and eigenvalue / lambda_max (`scaled_axes`).
 
-    With `legend` and up to 12 classes a legend names them; `colorbar` adds the class-size scale beside `scaled_axes`.
+    With `legend` and up to 12 classes a legend names them; a colour bar beside `scaled_axes` gives class sizes.
     """
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
@@ -107,9 +107,8 @@ def draw_densities(raw_axes, scaled_axes, curves: Sequence[DensityCurve], *, leg
     scaled_axes.set_xlabel("eigenvalue / lambda_max of the class")
     if legend and len(curves) <= 12:
         raw_axes.legend(fontsize="small", title="class (training images)", title_fontsize="small")
-    if colorbar:
-        scaled_axes.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=scaled_axes,
-                                    label="training images of the class")
+    scaled_axes.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=scaled_axes,
+                                label="training images of the class")
 
 
 def plot_ratio_vs_count(

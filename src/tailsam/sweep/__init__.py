@@ -85,7 +85,7 @@ def _report(outcomes: list[Outcome], out: str | Path) -> Path | None:
         return None   # nothing was evaluated yet (every run failed at start, or none started)
     try:
         return write_report([out]).path
-    except UserError as err:   # e.g. recipes of different datasets in one sweep
+    except Exception as err:   # e.g. recipes of different datasets; the runs and summary are kept either way
         warnings.warn(TailsamWarning(f"no report of the sweep: {err}"), stacklevel=2)
         return None
 
