@@ -250,6 +250,10 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
     config = json.loads((other / "config.json").read_text())
     config["data"]["dataset"] = "cifar10"
     (other / "config.json").write_text(json.dumps(config))
+    grouped = copy_run(made.pair[1], tmp_path / "grouped")
+    config = json.loads((grouped / "config.json").read_text())
+    config["eval"]["few_threshold"] = 10
+    (grouped / "config.json").write_text(json.dumps(config))
     fresh = copy_run(made.pair[0], tmp_path / "fresh")   # created, never evaluated
     (fresh / "final.json").unlink()
     (fresh / "metrics.jsonl").unlink()
@@ -261,6 +265,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(made, tmp_path, caps
         (tmp_path / "missing",): f"{tmp_path / 'missing'}: no such folder",
         (made.pair[0], other): "cannot compare runs of different datasets",
         (made.pair[0], made.pair[0]): "is given twice",
+        (made.pair[0], grouped): "cannot compare runs whose groups differ",
         (fresh,): f"{fresh} has no evaluated epoch yet",
         (made.pair[0], "--out", tmp_path): "is a folder; give the file to write",
         (made.pair[0], "--out", made.pair[0] / "final.json"): "is not an .html file",

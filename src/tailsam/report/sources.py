@@ -201,6 +201,13 @@ def _check_same_dataset(entries: list[Entry]) -> None:
         if run.dataset != other.dataset or (classes is not None and classes[0] != classes[1]):
             raise UserError(f"cannot compare runs of different datasets: {other.root} is {_dataset(other)}, "
                             f"{run.root} is {_dataset(run)}; report each dataset's runs separately")
+        if _thresholds(run) != _thresholds(first):   # their many/medium/few would hold different classes
+            raise UserError(f"cannot compare runs whose groups differ: {first.root} has eval many/few thresholds "
+                            f"{_thresholds(first)}, {run.root} {_thresholds(run)}; report them separately")
+
+
+def _thresholds(run: RunRecord) -> tuple[int, int]:
+    return run.config.eval.many_threshold, run.config.eval.few_threshold
 
 
 def _dataset(run: RunRecord) -> str:
