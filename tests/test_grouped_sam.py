@@ -174,26 +174,25 @@ def test_sse_sam_special_cases_and_its_stage_switch():
 
 
 def hand_grouped_step(model, x, y, groups, lr=0.1, weight_decay=1e-3):
-    """Grouped SAM's first step written out for a linear model: for each group (per-sample weights a,
-    radius rho) the gradient of sum_i a_i CE_i at w, or at w + rho g / ||g|| when rho > 0; their sum, plus
-    weight decay, is the first SGD step (a fresh momentum buffer is the gradient itself)."""
-    linear = model[1]
-    w, b = linear.weight.detach().clone(), linear.bias.detach().clone()
-    inputs = x.flatten(1)
+    """Grouped SAM's first step written out: for each group (per-sample weights a, radius rho) the gradient of
+    sum_i a_i CE_i at w, or at w + rho g / ||g|| when rho > 0; their sum, plus weight decay, is the first SGD
+    step (a fresh momentum buffer is the gradient itself). Returns the parameters in model order."""
+    names = [name for name, _ in model.named_parameters()]
+    w = [p.detach().clone() for p in model.parameters()]
 
-    def grad_at(w_at, b_at, a):
-        w_at, b_at = w_at.clone().requires_grad_(), b_at.clone().requires_grad_()
-        loss = (a * F.cross_entropy(inputs @ w_at.T + b_at, y, reduction="none")).sum()
-        return torch.autograd.grad(loss, (w_at, b_at))
+    def grad_at(weights, a):
+        weights = [t.clone().requires_grad_() for t in weights]
+        logits = torch.func.functional_call(model, dict(zip(names, weights)), (x,))
+        return torch.autograd.grad((a * F.cross_entropy(logits, y, reduction="none")).sum(), weights)
 
-    total_w, total_b = torch.zeros_like(w), torch.zeros_like(b)
+    total = [torch.zeros_like(t) for t in w]
     for a, rho in groups:
-        g_w, g_b = grad_at(w, b, a)
-        norm = torch.sqrt(g_w.pow(2).sum() + g_b.pow(2).sum())
+        g = grad_at(w, a)
+        norm = torch.sqrt(sum(t.pow(2).sum() for t in g))
         if rho > 0 and norm > 0:
-            g_w, g_b = grad_at(w + rho * g_w / norm, b + rho * g_b / norm, a)
-        total_w, total_b = total_w + g_w, total_b + g_b
-    return w - lr * (total_w + weight_decay * w), b - lr * (total_b + weight_decay * b)
+            g = grad_at([t + rho * gt / norm for t, gt in zip(w, g)], a)
+        total = [s + gt for s, gt in zip(total, g)]
+    return [t - lr * (gt + weight_decay * t) for t, gt in zip(w, total)]
 
 
 def linear_toy():
@@ -201,8 +200,11 @@ def linear_toy():
     return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
 
 
+@pytest.mark.parametrize("network", ["linear", "mlp"])
 @pytest.mark.parametrize("name", ["imbsam", "focal-sam", "sse-sam", "imbsam-with-class-weights"])
-def test_each_grouped_variant_is_its_hand_built_step_on_a_linear_model(name):
+def test_each_grouped_variant_is_its_hand_built_step(name, network):
+    """On the 4->3 linear model and on an MLP, whose backward keeps weights (a perturbed pass that moves
+    them in place must come after every gradient at w)."""
     torch.manual_seed(4)
     x, y = torch.randn(6, 1, 2, 2), torch.tensor([0, 2, 1, 0, 2, 0])
     n, tail = len(y), (y == 2).float()   # class 2 (5 images) is the only class below eta = 10
@@ -221,10 +223,11 @@ def test_each_grouped_variant_is_its_hand_built_step_on_a_linear_model(name):
     else:
         overrides = ["method.args.eta=10", "method.args.head_rho=0.1"]
         groups = [((1 - tail) / n, 0.1), (tail / n, 0.3)]
-    model = linear_toy()
+    model = linear_toy() if network == "linear" else nn.Sequential(nn.Flatten(), nn.Linear(4, 5), nn.Tanh(),
+                                                                    nn.Linear(5, 3))
     expected = hand_grouped_step(model, x, y, groups)
     method = grouped_method(model, name, *overrides, class_weight=class_weight)
     method.start_epoch(1)
     method.step((x, y))
-    torch.testing.assert_close(model[1].weight, expected[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(model[1].bias, expected[1], rtol=1e-5, atol=1e-6)
+    for p, q in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

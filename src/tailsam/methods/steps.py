@@ -129,9 +129,12 @@ class GroupedSAMUpdate:
         with self.autocast():
             loss, logits, group_losses = loss_pass()
         logits = logits.detach().clone()
+        # Every group's gradient at w first, from the one graph: a perturbed pass moves the weights in place,
+        # after which that graph cannot be differentiated again.
+        grads_at_w = [_grads(group_loss, params, retain_graph=k < len(group_losses) - 1)
+                      for k, group_loss in enumerate(group_losses)]
         direction = [torch.zeros_like(p) for p in params]
-        for k, (scale, group_loss) in enumerate(zip(self.scales, group_losses)):
-            grads = _grads(group_loss, params, retain_graph=True)
+        for k, (scale, grads) in enumerate(zip(self.scales, grads_at_w)):
             norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if scale * rho else None
             if norm is None or norm.item() == 0:   # no ascent: the group's gradient at w (zero if empty)
                 torch._foreach_add_(direction, grads)
