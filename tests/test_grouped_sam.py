@@ -129,8 +129,12 @@ def test_imbsam_refusals():
         imbsam_method(toy(), 20, "method.args.beta=1")
 
 
-def test_imbsam_trains_through_the_loop(tmp_path):
-    config = apply_overrides(get_recipe("digits-ce-sam"), ["method.name=imbsam", "train.epochs=2",
+@pytest.mark.parametrize("name", ["imbsam", "sse-sam", "focal-sam"])
+def test_grouped_variants_train_through_the_loop(name, tmp_path):
+    # Digits-LT (120 down to 6 images a class): eta 50 puts classes in both groups, so SSE-SAM
+    # perturbs the head and the tail in its first epoch (stage 0.7 of 2 epochs).
+    extra = ["method.args.eta=50"] if name != "focal-sam" else []
+    config = apply_overrides(get_recipe("digits-ce-sam"), [f"method.name={name}", "train.epochs=2", *extra,
                                                            "train.eval_every=1", "train.tensorboard=false"])
     final = train(config, tmp_path / "run", verbose=False)
     assert final["epoch"] == 2 and np.isfinite(final["top1"])
