@@ -83,7 +83,9 @@ def main() -> None:
                     row["speed_vs_sgd"] = round(row["images_per_s"] / sgd_images_per_s, 3)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
-    result = {"cpu": cpu_description(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    result = {"commit": commit, "cpu": cpu_description(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
               "torch": torch.__version__, "threads": torch.get_num_threads(), "seeds": args.seeds,
               "epochs": args.epochs, "overrides": args.overrides, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +156,7 @@ def analyse(run: Path, args) -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"CPU: {result['cpu']}; GPU: {result['gpu']}; torch {result['torch']}, {result['threads']} threads; "
+    lines = [f"Commit {result['commit']}; CPU: {result['cpu']}; GPU: {result['gpu']}; torch {result['torch']}, {result['threads']} threads; "
              f"seeds {result['seeds']}; epochs {result['epochs'] or 'the recipes'}; overrides {result['overrides']}",
              "Final-epoch test top-1 and many/medium/few (%, mean ± sample std over seeds). Passes through the "
              "backbone and images/s are of epoch 1's steps, on the full long-tailed training set: SAM after DRW "
