@@ -85,8 +85,8 @@ def main() -> None:
                 print(json.dumps(row), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
-    result = {"commit": commit, "cpu": cpu_description(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "seeds": args.seeds,
+    result = {"commit": commit, "cpu": cpu_description(),
+              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__, "threads": torch.get_num_threads(), "seeds": args.seeds,
               "epochs": args.epochs, "overrides": args.overrides, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ltsam_table.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -105,13 +105,16 @@ def run_row(args, dataset: str, table: str, label: str, recipe: str, overrides: 
     status = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
     row = {"dataset": dataset, "table": table, "label": label, "recipe": recipe, "overrides": overrides,
            "sweep": str(folder), "sweep_status": status, "sweep_s": round(time.perf_counter() - started, 1)}
+    if not (folder / "summary.json").exists():   # refused before training (exit 2): its reason is on stderr
+        return row
     summary = json.loads((folder / "summary.json").read_text())["recipes"].get(recipe, {})
     for group in GROUPS:
         if group in summary:
             row[group] = {"mean": summary[group]["mean"], "std": summary[group]["std"]}
     first_run = folder / recipe / f"seed{args.seeds[0]}"
-    config = load_config(first_run / "config.json")
-    row.update(passes_and_speed(config, args.time_steps))
+    if not (first_run / "config.json").exists():
+        return row
+    row.update(passes_and_speed(load_config(first_run / "config.json"), args.time_steps))
     if args.hessian and (first_run / "final.json").exists():
         analyse(first_run, args)
     if (first_run / HESSIAN / "results.json").exists():   # this command's, or an earlier one's
