@@ -86,7 +86,8 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     result = {"commit": commit, "cpu": cpu_description(),
-              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__, "threads": torch.get_num_threads(), "seeds": args.seeds,
+              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "seeds": args.seeds,
               "epochs": args.epochs, "overrides": args.overrides, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ltsam_table.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -159,7 +160,8 @@ def analyse(run: Path, args) -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Commit {result['commit']}; CPU: {result['cpu']}; GPU: {result['gpu']}; torch {result['torch']}, {result['threads']} threads; "
+    lines = [f"Commit {result['commit']}; CPU: {result['cpu']}; GPU: {result['gpu']}; torch {result['torch']}, "
+             f"{result['threads']} threads; "
              f"seeds {result['seeds']}; epochs {result['epochs'] or 'the recipes'}; overrides {result['overrides']}",
              "Final-epoch test top-1 and many/medium/few (%, mean ± sample std over seeds). Passes through the "
              "backbone and images/s are of epoch 1's steps, on the full long-tailed training set: SAM after DRW "

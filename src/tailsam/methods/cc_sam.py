@@ -1,17 +1,16 @@
 """CC-SAM (Class-Conditional SAM, CVPR 2023; code zzpustc/CC-SAM), as its code computes it
 (../shared/METHODS.md section 6): two stages, the classifier perturbed class by class.
 
-Stage 1, epochs 1..S (S: the cc_sam lr schedule's stage_two_after, or method.args.stage_one_epochs): MixUp (lambda ~ U(0, 1), a permutation pi of
-the batch), features z = f(x_mix), logits o = W z + b, l_ori_i = lambda CE(o_i, y_i) + (1 - lambda)
-CE(o_i, y_pi(i)). For each class c, g_c is the gradient over the classifier (W and b apart) of the mean of
-l_ori over the batch's class-c samples; each tensor T is perturbed by
-    e_c^T = rho_cT sqrt(P) g_c^T / ||g_c^T||,
-    rho_cT = r sqrt(||theta||) / (sqrt(||g_c^T||) sqrt(2) (n_c - 1)^(1/4) P^(1/4)),
-with ||theta|| the norm of (W, b) themselves, P their size, n_c the class's training images and
-r = method.args.noise_ratio. A sample of class c then has l_flat_i = CE((W + e_c^W) z_i + b + e_c^b, y_i) on
-the same features, e held constant; the loss is (1 - kappa) mean l_ori + kappa mean l_flat
-(kappa = method.args.flat_ratio), one backward, an SGD step. Only the classifier is perturbed: the paper
-says feature extractor and classifier, the code perturbs the classifier.
+Stage 1, epochs 1..S (S: the cc_sam lr schedule's stage_two_after, or method.args.stage_one_epochs): MixUp
+(lambda ~ U(0, 1), a permutation pi of the batch), features z = f(x_mix), logits o = W z + b, l_ori_i = lambda
+CE(o_i, y_i) + (1 - lambda) CE(o_i, y_pi(i)). For each class c, g_c is the gradient over the classifier (W and
+b apart) of the mean of l_ori over the batch's class-c samples; each tensor T is perturbed by e_c^T = rho_cT
+sqrt(P) g_c^T / ||g_c^T||, rho_cT = r sqrt(||theta||) / (sqrt(||g_c^T||) sqrt(2) (n_c - 1)^(1/4) P^(1/4)),
+with ||theta|| the norm of (W, b) themselves, P their size, n_c the class's training images and r =
+method.args.noise_ratio. A sample of class c then has l_flat_i = CE((W + e_c^W) z_i + b + e_c^b, y_i) on the
+same features, e held constant; the loss is (1 - kappa) mean l_ori + kappa mean l_flat (kappa =
+method.args.flat_ratio), one backward, an SGD step. Only the classifier is perturbed: the paper says feature
+extractor and classifier, the code perturbs the classifier.
 
 Stage 2, epochs S + 1..E: the classifier alone re-trains on class-aware batches (no MixUp), from the final
 stage-1 weights (the reference starts from its test-selected best epoch), its momentum reset. Features come

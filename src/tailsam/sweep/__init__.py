@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tailsam.errors import ConfigError, TailsamWarning, UserError
+from tailsam.errors import ConfigError, TailsamWarning
 from tailsam.report import write_report
 from tailsam.run.directory import RunDir
 from tailsam.sweep.launch import FAILED, INTERRUPTED, NOT_STARTED, Outcome, execute, threads_per_run
