@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from tailsam.config import apply_overrides
+from tailsam.errors import TailsamWarning
 from tailsam.recipes import get_recipe
 from tailsam.train import RunInterrupted, TrainingDiverged, train
 
@@ -84,6 +86,23 @@ def test_sigterm_then_resume_equals_uninterrupted(tmp_path, reference_run, epoch
     # Wall time adds up over sessions: the first one's (to its checkpoint) and this one's.
     assert final["loop_wall_s"] == pytest.approx(first_session_s + final["seconds_this_session"], abs=0.11)
     assert 0 < first_session_s
+
+
+def test_resuming_under_other_versions_warns_and_under_the_same_does_not(tmp_path):
+    for run, torchvision_version in ((tmp_path / "same", None), (tmp_path / "other", "0.0.1")):
+        with pytest.raises(RunInterrupted):
+            train(tiny_config(), run, verbose=False, on_step=stop_at(1, 3))
+        if torchvision_version:
+            env = json.loads((run / "env.json").read_text())
+            (run / "env.json").write_text(json.dumps({**env, "torchvision": torchvision_version}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(tiny_config(), run, verbose=False)
+        versions = [str(w.message) for w in caught if issubclass(w.category, TailsamWarning)]
+        if torchvision_version:
+            assert len(versions) == 1 and "torchvision 0.0.1 -> " in versions[0], versions
+        else:
+            assert versions == []
 
 
 def test_kill_9_loses_at_most_the_current_epoch(tmp_path):

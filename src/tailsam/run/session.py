@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
+import torchvision
 
 from tailsam.config import Config
-from tailsam.errors import UserError
+from tailsam.errors import TailsamWarning, UserError
 from tailsam.methods import METHODS, StepOutput
 from tailsam.run.build import Training, build_training
 from tailsam.run.directory import (FINISHED, NEW, RESUME, RunDir, environment, load_checkpoint, save_checkpoint,
@@ -149,6 +151,8 @@ def open_session(config: Config, run: RunDir, processes: Processes, *,
 
 def _resume(session: Session) -> None:
     run, processes = session.run, session.processes
+    if processes.is_main:
+        _warn_of_other_versions(run)
     state = load_checkpoint(run.checkpoint, map_location=processes.device)
     restore_training(state, session.training, run, processes)
     saved_totals = state["epoch_totals"]
@@ -161,6 +165,22 @@ def _resume(session: Session) -> None:
     session.earlier_seconds = state.get("wall_s", 0.0)
     epoch = session.training.method.batches.epoch
     agreed(processes, lambda: trim_metrics(run, epoch, session.config))
+
+
+def _warn_of_other_versions(run: RunDir) -> None:
+    """A warning when torch or torchvision differ from the versions env.json recorded at the run's creation:
+    their kernels and augmentations (PaCo's views are torchvision's) may differ, so the resumed run need not
+    equal an uninterrupted one. Not an error: finishing the run may still be what the user wants."""
+    if not run.env.is_file():
+        return
+    created = json.loads(run.env.read_text())
+    now = {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    changed = [f"{name} {created[name]} -> {version}" for name, version in now.items()
+               if created.get(name) not in (None, version)]
+    if changed:
+        warnings.warn(TailsamWarning(f"{run.root} was created with other versions ({', '.join(changed)}): the "
+                                     "resumed run may not equal an uninterrupted one; resume with the run's "
+                                     "versions (env.json) for an exact continuation"), stacklevel=2)
 
 
 def _refuse_what_processes_cannot_share(config: Config, processes: Processes) -> None:
