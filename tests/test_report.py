@@ -174,6 +174,20 @@ def test_sections_without_data_are_left_out_and_listed(made, tmp_path):
     assert cell(page, "digits-ldam-drw", "top1") == f"{final(run)['top1']:.2f}"
 
 
+def test_files_of_before_the_renames_still_show_wall_time_and_lanczos_steps(made, tmp_path):
+    run = copy_run(made.pair[0], tmp_path / "old")
+    final_json = json.loads((run / "final.json").read_text())
+    final_json["wall_s_all_sessions"] = final_json.pop("loop_wall_s")
+    (run / "final.json").write_text(json.dumps(final_json))
+    results = json.loads((run / "hessian" / "results.json").read_text())
+    results["iters"] = results.pop("steps")
+    (run / "hessian" / "results.json").write_text(json.dumps(results))
+    html = write_report([run], out=tmp_path / "old.html").path.read_text()
+    assert "10 Lanczos steps" in html and "None Lanczos" not in html
+    page = parse(html)
+    assert page.text(page.one("td", {"data-metric": "wall"})) not in ("", "-")
+
+
 def test_the_papers_figure_stands_beside_a_recipe_that_has_one(made, tmp_path):
     run = copy_run(made.pair[1], tmp_path / "c10")
     config = json.loads((run / "config.json").read_text())   # as a CIFAR-10-LT ratio-100 run records itself

@@ -155,6 +155,6 @@ def _settings(spectra: dict) -> str:
     """How a results.json was computed, in words."""
     images = "every training image" if spectra.get("max_images") is None else \
         f"at most {spectra['max_images']} images"
+    steps = spectra.get("steps", spectra.get("iters"))   # "iters" in results.json files of before the rename
     return (f"epoch {spectra.get('epoch')}, {spectra.get('split', 'train')} split, "
-            f"{spectra.get('loss_function', spectra.get('loss'))}, {spectra.get('steps')} Lanczos steps, "
-            f"{images} per class")
+            f"{spectra.get('loss_function', spectra.get('loss'))}, {steps} Lanczos steps, {images} per class")

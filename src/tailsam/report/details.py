@@ -81,7 +81,8 @@ def environment(entries: Sequence[Entry]) -> Environment | None:
             env, final = run.env or {}, run.final or {}
             if env or final:
                 runs.append({"run": entry.run_label(run), **_environment(env, final),
-                             "wall": _duration(final.get("loop_wall_s")),
+                             # the loop's wall time over all sessions (wall_s_all_sessions before 0.1's rename)
+                             "wall": _duration(final.get("loop_wall_s", final.get("wall_s_all_sessions"))),
                              "speed": "-" if final.get("train_images_per_s") is None
                              else f"{final['train_images_per_s']:,.0f}"})
     if not runs:
