@@ -130,7 +130,8 @@ def passes_and_speed(config, steps: int) -> dict:
     steps of the first epoch, on the full long-tailed training set (a dry run's data.n_max lifted)."""
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, n_max=None))
     processes = Processes()
-    training = build_training(config, processes.on(process_device(config.train.device, processes)))
+    processes = processes.on(process_device(config.train.device, processes))
+    training = build_training(config, processes)
     method = training.method
     conv = next(m for m in training.model.modules() if isinstance(m, nn.Conv2d))
     counts = {"forward": 0, "backward": 0}
@@ -143,9 +144,12 @@ def passes_and_speed(config, steps: int) -> dict:
     passes = dict(counts)
     if steps == 0:
         return {"passes_per_step": passes}
+    sync = torch.cuda.synchronize if processes.device.type == "cuda" else (lambda: None)
+    sync()   # a GPU runs the steps asynchronously: time them from an idle device to an idle device
     images, started = 0, time.perf_counter()
     for _ in range(steps):
         images += len(method.step(next(batches)).labels)
+    sync()
     seconds = time.perf_counter() - started
     return {"passes_per_step": passes, "precision": training.precision.name,
             "images_per_s": round(images / seconds, 1)}
