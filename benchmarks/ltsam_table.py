@@ -30,16 +30,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from tailsam.config import load_config  # noqa: E402  (after the path above)
-from tailsam.optim import apply_schedules  # noqa: E402
-from tailsam.run.build import build_training  # noqa: E402
+from method_steps import time_steps  # noqa: E402  (benchmarks/, this script's folder)
+from tailsam.config import load_config  # noqa: E402
 from tailsam.run.precision import cpu_description  # noqa: E402
-from tailsam.run.processes import Processes  # noqa: E402
-from tailsam.train.distributed import process_device  # noqa: E402
 
 # The seed paper's loss and optimizer (LDAM on the cosine head, DRW from epoch 161, lr 0.1 with warm-up and
 # decays, batch 128, weight decay 2e-4) with a method's own radius and settings.
@@ -126,33 +122,10 @@ def run_row(args, dataset: str, table: str, label: str, recipe: str, overrides: 
 
 
 def passes_and_speed(config, steps: int) -> dict:
-    """Backbone forwards and backwards per step (hooks on the first convolution) and images/s over `steps`
-    steps of the first epoch, on the full long-tailed training set (a dry run's data.n_max lifted)."""
-    config = dataclasses.replace(config, data=dataclasses.replace(config.data, n_max=None))
-    processes = Processes()
-    processes = processes.on(process_device(config.train.device, processes))
-    training = build_training(config, processes)
-    method = training.method
-    conv = next(m for m in training.model.modules() if isinstance(m, nn.Conv2d))
-    counts = {"forward": 0, "backward": 0}
-    conv.register_forward_hook(lambda *_: counts.__setitem__("forward", counts["forward"] + 1))
-    conv.weight.register_hook(lambda grad: counts.__setitem__("backward", counts["backward"] + 1))
-    apply_schedules(training.optimizer, 1, lr=training.lr_schedule, rho=training.rho_schedule)
-    method.start_epoch(1)
-    batches = iter(method.batches)
-    method.step(next(batches))   # untimed: the first step allocates
-    passes = dict(counts)
-    if steps == 0:
-        return {"passes_per_step": passes}
-    sync = torch.cuda.synchronize if processes.device.type == "cuda" else (lambda: None)
-    sync()   # a GPU runs the steps asynchronously: time them from an idle device to an idle device
-    images, started = 0, time.perf_counter()
-    for _ in range(steps):
-        images += len(method.step(next(batches)).labels)
-    sync()
-    seconds = time.perf_counter() - started
-    return {"passes_per_step": passes, "precision": training.precision.name,
-            "images_per_s": round(images / seconds, 1)}
+    """Backbone passes per step and images/s over `steps` steps of the first epoch (method_steps.time_steps),
+    on the full long-tailed training set (a dry run's data.n_max lifted)."""
+    timed = time_steps(dataclasses.replace(config, data=dataclasses.replace(config.data, n_max=None)), steps)
+    return {key: timed[key] for key in ("passes_per_step", "precision", "images_per_s")}
 
 
 def analyse(run: Path, args) -> None:

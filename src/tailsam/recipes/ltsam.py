@@ -18,7 +18,6 @@ from tailsam.config import (
     Config, DataConfig, LossConfig, MethodConfig, ModelConfig, OptimConfig, SamConfig, TrainConfig,
 )
 from tailsam.recipes import cifar as cifar_recipes
-from tailsam.recipes.cifar import cifar
 from tailsam.recipes.registry import recipe
 
 # ImbSAM's and SSE-SAM's code: CIFAR ResNet-34, first-n subset, the cosine stepped before each epoch.
@@ -81,7 +80,7 @@ def cc_sam(dataset: str, *, flat_ratio: float, up_limit: float) -> Config:
 
 def sam_after_drw(dataset: str) -> Config:
     """LDAM+DRW+SAM with rho 0 until DRW switches on after epoch 160: SGD's cost for 160 epochs."""
-    config = cifar(dataset, "ldam", weighting="drw", sam=True)
+    config = cifar_recipes.cifar(dataset, "ldam", weighting="drw", sam=True)
     config.sam.rho_schedule = "after"   # from loss.drw_start
     return config
 
